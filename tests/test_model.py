@@ -1,0 +1,74 @@
+"""The architecture, loading the shipped weights, weight processing, and loading errors."""
+
+import pickle
+
+import pytest
+import torch
+
+from utils.data import CodeBreakingDataset
+from utils.model import create_model, load_model, load_state_dict, weights_path
+
+
+@pytest.mark.parametrize("mode, d_vocab", [("easy", 27), ("medium", 27), ("hard", 36)])
+def test_architecture(mode, d_vocab):
+    cfg = create_model(mode, device="cpu").cfg
+    assert (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head, cfg.n_ctx) == (2, 2, 48, 24, 32)
+    assert cfg.attn_only and cfg.d_mlp is None and cfg.normalization_type == "LN"
+    assert cfg.positional_embedding_type == "standard" and cfg.attention_dir == "causal"
+    assert (cfg.d_vocab, cfg.d_vocab_out) == (d_vocab, 26)
+
+
+@pytest.mark.parametrize("mode", ["easy", "medium", "hard"])
+def test_processed_model_gives_the_same_logprobs(mode):
+    toks = CodeBreakingDataset(mode, size=64, seed=0).toks
+    processed, raw = load_model(mode, device="cpu"), load_model(mode, device="cpu", process=False)
+    assert processed.cfg.normalization_type == "LNPre"
+    with torch.inference_mode():
+        lp, lp_raw = processed(toks).log_softmax(-1), raw(toks).log_softmax(-1)
+    assert torch.allclose(lp, lp_raw, atol=1e-4)
+    assert processed.W_U.mean(-1).abs().max() < 1e-5  # unembed centred
+    assert processed.W_E.mean(-1).abs().max() < 1e-5  # writing weights centred
+
+
+def test_hooks_of_the_write_up_exist():
+    model = load_model("easy", device="cpu")
+    _, cache = model.run_with_cache(CodeBreakingDataset("easy", size=4).toks)
+    assert cache["result", 0].shape == (4, 32, 2, 48)
+    assert cache["scale"].shape == (4, 32, 1) and cache["scale", 1, "ln1"].shape == (4, 32, 1)
+
+
+def test_missing_weights_name_the_rebuild_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m utils.train --mode medium"):
+        load_model("medium", path=tmp_path / "nope.pt")
+
+
+def test_corrupt_weights_name_the_rebuild_command(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(weights_path("easy").read_bytes()[:500])
+    with pytest.raises(RuntimeError, match="python -m utils.train --mode easy"):
+        load_model("easy", path=bad)
+
+
+def test_weights_from_another_mode_are_refused():
+    with pytest.raises(RuntimeError, match="another mode"):
+        load_model("easy", path=weights_path("hard"))
+
+
+def test_pickled_code_is_not_executed(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (exec, ("import sys; sys.modules['evil_ran'] = 1",))
+
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"embed.W_E": Evil()}, f)
+    with pytest.raises(RuntimeError, match="damaged"):
+        load_state_dict("easy", path)
+    import sys
+
+    assert "evil_ran" not in sys.modules
+
+
+def test_unknown_mode():
+    with pytest.raises(ValueError, match="choose one of"):
+        load_model("nightmare")
