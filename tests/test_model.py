@@ -72,3 +72,18 @@ def test_pickled_code_is_not_executed(tmp_path):
 def test_unknown_mode():
     with pytest.raises(ValueError, match="choose one of"):
         load_model("nightmare")
+
+
+@pytest.mark.parametrize("mode", ["easy", "medium", "hard"])
+def test_shipped_weights_are_the_ones_on_the_card(mode):
+    """data/model_card.json describes the shipped file (SHA-256) and records that it meets the quality bar."""
+    import hashlib
+    import json
+
+    entry = json.loads((weights_path(mode).parent / "model_card.json").read_text())[mode]
+    assert hashlib.sha256(weights_path(mode).read_bytes()).hexdigest() == entry["sha256"]
+    held_out = entry["held_out"]
+    if mode == "hard":
+        assert held_out["model"]["ce"] < 0.8 * held_out["letter_frequency_baseline"]["ce"]
+    else:
+        assert held_out["ratio_to_bayes"] <= {"easy": 1.15, "medium": 1.25}[mode]
