@@ -11,9 +11,12 @@ from utils.model import create_model, load_model, load_state_dict, weights_path
 
 @pytest.mark.parametrize("mode, d_vocab", [("easy", 27), ("medium", 27), ("hard", 36)])
 def test_architecture(mode, d_vocab):
-    cfg = create_model(mode, device="cpu").cfg
+    model = create_model(mode, device="cpu")
+    cfg = model.cfg
     assert (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head, cfg.n_ctx) == (2, 2, 48, 24, 32)
-    assert cfg.attn_only and cfg.d_mlp is None and cfg.normalization_type == "LN"
+    # TransformerLens fills in d_mlp = 4 * d_model even for attention-only models: check that no MLP exists
+    assert cfg.attn_only and cfg.normalization_type == "LN"
+    assert not any("mlp" in name for name, _ in model.named_parameters())
     assert cfg.positional_embedding_type == "standard" and cfg.attention_dir == "causal"
     assert (cfg.d_vocab, cfg.d_vocab_out) == (d_vocab, 26)
 

@@ -49,8 +49,10 @@ def imshow(
     facet_labels = kwargs.pop("facet_labels", None)
     fig = px.imshow(to_numpy(tensor), **kwargs)
     if facet_labels:
-        for i, label in enumerate(facet_labels):
-            fig.layout.annotations[i]["text"] = label
+        # Plotly names facet i "facet_col=i", but lists the annotations in grid order, not facet order
+        for annotation in fig.layout.annotations:
+            index = int(annotation.text.split("=")[-1])
+            annotation.text = facet_labels[index]
     if text is not None:
         fig.update_traces(text=text, texttemplate="%{text}", textfont_size=12)
     return _finish(fig, show, width, height)

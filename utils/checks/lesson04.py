@@ -1,0 +1,88 @@
+"""Checks for notebook 04 (direct logit attribution, attention, ablation)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..data import CodeBreakingDataset
+from .core import Case, Exercise, Ref, make_test, reference, register
+
+R = "lesson04"
+
+
+def _dla_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for batch, seq in ((40, 32), (7, 5)):
+        components = torch.randn(5, batch, seq, 48, generator=g) + torch.randn(5, 1, seq, 48, generator=g) * 3
+        scale = torch.rand(batch, seq, 1, generator=g) * 2 + 0.2
+        W_U = torch.randn(48, 26, generator=g)
+        labels = torch.randint(0, 26, (batch,), generator=g)
+        cases.append(Case((components, scale, W_U, labels), label=f"random components, batch {batch}, seq {seq}"))
+    return cases
+
+
+def _random_pattern(g: torch.Generator, batch: int, heads: int, seq: int) -> torch.Tensor:
+    scores = torch.randn(batch, heads, seq, seq, generator=g) * 2
+    causal = torch.ones(seq, seq).tril().bool()
+    return scores.masked_fill(~causal, float("-inf")).softmax(-1)
+
+
+def _slot_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    return [
+        Case((_random_pattern(g, 20, 2, 32),), label="random causal patterns [20, 2, 32, 32]"),
+        Case((_random_pattern(g, 5, 3, 10),), label="random causal patterns [5, 3, 10, 10] (seq not a multiple of 4)"),
+        Case((torch.eye(8).expand(2, 1, 8, 8).clone(),), label="every position attends to itself"),
+    ]
+
+
+def _loss_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    return [
+        Case((torch.randn(30, 32, 26, generator=g) * 3, torch.randint(0, 26, (30,), generator=g)), label="random logits"),
+        Case((torch.randn(4, 6, 26, generator=g), torch.randint(0, 26, (4,), generator=g)), label="random logits [4, 6, 26]"),
+    ]
+
+
+def _toks(seed: int, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    dataset = CodeBreakingDataset("easy", size=size, seed=seed)
+    return dataset.toks, dataset.labels
+
+
+def _ablation_cases(seed: int) -> list[Case]:
+    toks, _ = _toks(seed)
+    return [
+        Case((Ref("model", "easy"), toks, layer, head, method), label=f"head {layer}.{head}, {method} ablation")
+        for layer, head, method in ((0, 1, "mean"), (1, 0, "mean"), (1, 1, "zero"), (0, 0, "zero"))
+    ]
+
+
+def _loss_change_cases(seed: int) -> list[Case]:
+    toks, labels = _toks(seed)
+    return [Case((Ref("model", "easy"), toks, labels, method), label=f"{method} ablation") for method in ("mean", "zero")]
+
+
+register(Exercise("dla_correct", "04", reference(R, "dla_correct"), _dla_cases, points=2,
+                  hint="Subtract each component's mean over the batch (dim 1, keepdim), divide by scale (it "
+                       "broadcasts over components), multiply by W_U, then keep each sequence's correct shift with "
+                       "eindex(dla, labels, 'comp batch seq [batch]')."))
+register(Exercise("attention_slot_shares", "04", reference(R, "attention_slot_shares"), _slot_cases, points=2,
+                  hint="slot = position % 4. For each destination slot d, take the rows of pattern at those "
+                       "destinations, sum the columns in source slot k, then average over batch and those rows."))
+register(Exercise("loss_per_position", "04", reference(R, "loss_per_position"), _loss_cases,
+                  hint="log_softmax the logits, pick the correct shift with eindex, negate and average over the batch "
+                       "only (keep the seq dimension)."))
+register(Exercise("ablated_logits", "04", reference(R, "ablated_logits"), _ablation_cases, points=2,
+                  hint="Hook f'blocks.{layer}.attn.hook_z' (shape [batch seq head d_head]) and change only index "
+                       "`head` of dim 2: zeros, or its mean over the batch dim (keepdim) so each position keeps its "
+                       "own mean. Return model.run_with_hooks(toks, fwd_hooks=[(name, hook)])."))
+register(Exercise("ablation_loss_change", "04", reference(R, "ablation_loss_change"), _loss_change_cases,
+                  hint="out[layer, head] = loss_per_position(ablated logits) - loss_per_position(clean logits); "
+                       "positive means the head was helping."))
+
+test_dla_correct = make_test("dla_correct")
+test_attention_slot_shares = make_test("attention_slot_shares")
+test_loss_per_position = make_test("loss_per_position")
+test_ablated_logits = make_test("ablated_logits")
+test_ablation_loss_change = make_test("ablation_loss_change")

@@ -1,0 +1,115 @@
+"""Checks for notebook 05 (the OV and QK circuits of layer 1)."""
+
+from __future__ import annotations
+
+import torch
+
+from .core import Case, Exercise, make_test, reference, register
+
+R = "lesson05"
+
+
+def _centred(x: torch.Tensor) -> torch.Tensor:
+    return x - x.mean(-1, keepdim=True)
+
+
+def _ov_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for batch, seq, heads in ((52, 3, 2), (9, 7, 3)):
+        resid = _centred(torch.randn(batch, seq, 48, generator=g) * 4)
+        ln_scale = torch.rand(batch, seq, 1, generator=g) * 3 + 0.5
+        W_OV = torch.randn(heads, 48, 48, generator=g) / 7
+        W_U = torch.randn(48, 26, generator=g)
+        labels = torch.randint(0, 26, (batch,), generator=g)
+        final_scale = float(torch.rand((), generator=g) * 2 + 1.5)
+        cases.append(Case((resid, ln_scale, W_OV, W_U, final_scale, labels), label=f"random tensors, batch {batch}, seq {seq}, {heads} heads"))
+    return cases
+
+
+def _qk_weights(g: torch.Generator, heads: int, d_model: int = 48, d_head: int = 24):
+    return (
+        torch.randn(heads, d_model, d_head, generator=g) / 3,
+        torch.randn(heads, d_head, generator=g),
+        torch.randn(heads, d_model, d_head, generator=g) / 3,
+        torch.randn(heads, d_head, generator=g),
+    )
+
+
+def _qk_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for seq, heads in ((32, 2), (6, 3)):
+        q_resid = torch.randn(seq, 48, generator=g)
+        k_resid = torch.randn(seq, 48, generator=g)
+        cases.append(Case((q_resid, k_resid, *_qk_weights(g, heads)), label=f"random queries and keys, seq {seq}, {heads} heads"))
+    return cases
+
+
+def _kcomp_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for seq, heads in ((32, 2), (5, 3)):
+        W_pos = torch.randn(seq, 48, generator=g)
+        scale0 = torch.rand(seq, generator=g) * 2 + 0.3
+        W_OV0 = torch.randn(heads, 48, 48, generator=g) / 7
+        scores = torch.randn(heads, seq, seq, generator=g) * 2
+        pattern0 = scores.masked_fill(~torch.ones(seq, seq).tril().bool(), float("-inf")).softmax(-1)
+        cases.append(Case((W_pos, scale0, W_OV0, pattern0), label=f"random causal patterns, seq {seq}, {heads} heads"))
+    return cases
+
+
+def _key_scale_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for batch, seq, heads in ((6, 32, 2), (3, 5, 3)):
+        resid = _centred(torch.randn(batch, seq, 48, generator=g) * 3)
+        scale = torch.rand(batch, seq, 1, generator=g) * 3 + 0.3
+        constant = torch.full((batch, seq, 1), float(scale.mean()))
+        weights = _qk_weights(g, heads)
+        cases.append(Case((resid, scale, constant, *weights), label=f"constant key scale, batch {batch}, seq {seq}"))
+        cases.append(Case((resid, scale, scale.clone(), *weights), label=f"key scale = the real scale, batch {batch}, seq {seq}"))
+    return cases
+
+
+def _posterior_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for vocab, n_words in ((30, 1), (30, 4), (12, 2)):
+        word_toks = torch.randint(0, 26, (vocab, 3), generator=g)
+        word_toks[1] = (word_toks[0] + 13) % 26  # a pair of rotation twins, like "one" / "bar"
+        word_toks[2] = (word_toks[3] + int(torch.randint(1, 26, (), generator=g))) % 26  # and another pair
+        word_probs = torch.rand(vocab, generator=g, dtype=torch.float64) + 0.05
+        word_probs = word_probs / word_probs.sum()
+        picked = torch.randint(0, vocab, (n_words,), generator=g)
+        picked[0] = int(torch.randint(0, 4, (), generator=g))  # the first word has a twin
+        shift = int(torch.randint(0, 26, (), generator=g))
+        encoded = (word_toks[picked] + shift) % 26
+        label = f"{n_words} encoded word(s), a table of {vocab} random words"
+        cases.append(Case((encoded, word_toks, word_probs), label=label))
+    return cases
+
+
+register(Exercise("ov_correct_logits", "05", reference(R, "ov_correct_logits"), _ov_cases, points=2,
+                  hint="Divide resid by ln_scale, apply each head's W_OV, divide by final_scale, multiply by W_U, then "
+                       "index the shift labels[b] for every sequence b (eindex 'head batch seq [batch]')."))
+register(Exercise("qk_pattern", "05", reference(R, "qk_pattern"), _qk_cases, points=2,
+                  hint="Add the biases b_Q / b_K after the matrix products, divide scores by sqrt(d_head), mask "
+                       "sources later than the destination with -inf before the softmax over sources."))
+register(Exercise("kcomp_positional_output", "05", reference(R, "kcomp_positional_output"), _kcomp_cases,
+                  hint="Divide W_pos row s by scale0[s] before the OV circuit; then mix the rows with each head's "
+                       "pattern (destination rows, source columns) and sum over heads."))
+register(Exercise("qk_pattern_key_scale", "05", reference(R, "qk_pattern_key_scale"), _key_scale_cases,
+                  hint="Queries use resid / scale, keys use resid / key_scale; otherwise it is an ordinary causal "
+                       "attention pattern (biases, 1 / sqrt(d_head), mask, softmax), computed per sequence."))
+
+test_ov_correct_logits = make_test("ov_correct_logits")
+test_qk_pattern = make_test("qk_pattern")
+test_kcomp_positional_output = make_test("kcomp_positional_output")
+register(Exercise("words_shift_posterior", "05", reference(R, "words_shift_posterior"), _posterior_cases,
+                  hint="For every shift s, rotate the encoded words back by s ((toks - s) % 26), look up the "
+                       "probability of each result in the table (0 if it is not a word), multiply over the words, "
+                       "then normalise over the 26 shifts."))
+
+test_qk_pattern_key_scale = make_test("qk_pattern_key_scale")
+test_words_shift_posterior = make_test("words_shift_posterior")

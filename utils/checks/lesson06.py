@@ -1,0 +1,107 @@
+"""Checks for notebook 06 (the medium and hard models)."""
+
+from __future__ import annotations
+
+import torch
+
+from .core import Case, Exercise, Ref, make_test, reference, register
+
+R = "lesson06"
+
+
+def _observer_cases(seed: int) -> list[Case]:
+    # Only the word table of the dataset matters here, so the cases are the same for every seed.
+    return [
+        Case((Ref("model", "easy"), Ref("dataset", "easy", 100, seed)), label="the easy model and an easy dataset"),
+        Case((Ref("model", "medium"), Ref("dataset", "medium", 100, seed)), label="the medium model and a medium dataset"),
+    ]
+
+
+def _random_freqs(g: torch.Generator) -> torch.Tensor:
+    freqs = torch.rand(26, generator=g) ** 3 + 1e-3  # uneven, like real letter frequencies, never 0
+    return (freqs / freqs.sum()).double()
+
+
+def _baseline_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for batch, seq, vocab in ((20, 32, 36), (6, 9, 36), (10, 16, 27)):
+        toks = torch.randint(0, vocab, (batch, seq), generator=g)
+        toks[0, :2] = torch.tensor([27, 26])  # a sequence that opens with non-letters
+        cases.append(Case((toks, _random_freqs(g)), label=f"random tokens [{batch}, {seq}] (ids < {vocab}), random letter frequencies"))
+    return cases
+
+
+def _gap_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for batch, seq in ((50, 32), (7, 12)):
+        model_lp = (torch.randn(batch, seq, 26, generator=g) * 3).log_softmax(-1)
+        baseline_lp = (torch.randn(batch, seq, 26, generator=g) * 2).log_softmax(-1).double()
+        labels = torch.randint(0, 26, (batch,), generator=g)
+        cases.append(Case((model_lp, baseline_lp, labels), label=f"random log-probs [{batch}, {seq}, 26]"))
+    return cases
+
+
+def _entropy_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    sharp = torch.full((26,), float("-inf"))
+    sharp[3] = 0.0  # one certain shift: the others have log-prob -inf
+    return [
+        Case(((torch.randn(10, 32, 26, generator=g) * 3).log_softmax(-1),), label="random log-probs [10, 32, 26]"),
+        Case((torch.full((26,), -torch.log(torch.tensor(26.0))),), label="uniform over 26 shifts (log2(26) bits)"),
+        Case((sharp.log_softmax(-1),), label="a certain shift (0 bits)"),
+        Case(((torch.randn(4, 26, generator=g) * 8).log_softmax(-1).double(),), label="peaked float64 log-probs [4, 26]"),
+    ]
+
+
+def _letters_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for batch, seq, max_letters in ((50, 32, 26), (8, 10, 6), (20, 32, 32)):
+        toks = torch.randint(0, 36, (batch, seq), generator=g)
+        toks[0, :3] = 26 + torch.arange(3)  # a sequence that opens with non-letters: bucket 0 is not empty
+        logprobs_correct = -torch.rand(batch, seq, generator=g) * 4
+        cases.append(Case((logprobs_correct, toks, max_letters), label=f"random hard tokens [{batch}, {seq}], max_letters={max_letters}"))
+    return cases
+
+
+def _nonletter_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for batch, heads, seq in ((16, 2, 32), (5, 3, 10)):
+        scores = torch.randn(batch, heads, seq, seq, generator=g) * 3
+        causal = torch.ones(seq, seq).tril().bool()
+        pattern = scores.masked_fill(~causal, float("-inf")).softmax(-1)
+        toks = torch.randint(0, 36, (batch, seq), generator=g)
+        cases.append(Case((pattern, toks), label=f"random causal patterns [{batch}, {heads}, {seq}, {seq}], random hard tokens"))
+    return cases
+
+
+register(Exercise("observer_table", "06", reference(R, "observer_table"), _observer_cases,
+                  hint="utils.analysis.position_comparison(model, dataset) gives per-word p(correct) for each observer; "
+                       "average each over words weighted by comparison['weights'] (normalised to sum 1). Rows: model, "
+                       "independent, bayes; columns: positions 0, 1, 2."))
+register(Exercise("frequency_baseline_logprobs", "06", reference(R, "frequency_baseline_logprobs"), _baseline_cases,
+                  points=2,
+                  hint="Under shift s, encoded letter t decodes to (t - s) % 26. Sum log letter_freqs of the decoded "
+                       "letters along the sequence (torch.cumsum), counting 0 for tokens >= 26, then log_softmax over "
+                       "the 26 shifts."))
+register(Exercise("baseline_loss_gap", "06", reference(R, "baseline_loss_gap"), _gap_cases,
+                  hint="Read each tensor's log-prob of the correct shift (eindex or gather), then average "
+                       "(model - baseline) over the batch: baseline CE minus model CE."))
+register(Exercise("shift_entropy", "06", reference(R, "shift_entropy"), _entropy_cases,
+                  hint="Entropy in bits is -sum p log2 p over the last dimension; a shift with p = 0 adds 0 (not NaN)."))
+register(Exercise("loss_by_letters_seen", "06", reference(R, "loss_by_letters_seen"), _letters_cases, points=2,
+                  hint="Count letters with a cumulative sum of (toks < 26) along the sequence, including the current "
+                       "position; clamp at max_letters; average -logprobs_correct in each bucket (NaN if empty)."))
+register(Exercise("nonletter_attention_share", "06", reference(R, "nonletter_attention_share"), _nonletter_cases,
+                  hint="Mark the non-letter tokens (toks >= 26) of each sequence as sources, sum each destination's "
+                       "attention over the marked sources, then average over batch and destinations."))
+
+test_observer_table = make_test("observer_table")
+test_frequency_baseline_logprobs = make_test("frequency_baseline_logprobs")
+test_baseline_loss_gap = make_test("baseline_loss_gap")
+test_shift_entropy = make_test("shift_entropy")
+test_loss_by_letters_seen = make_test("loss_by_letters_seen")
+test_nonletter_attention_share = make_test("nonletter_attention_share")

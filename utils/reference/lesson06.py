@@ -1,0 +1,61 @@
+"""Reference answers for notebook 06 (the medium and hard models)."""
+
+from __future__ import annotations
+
+
+import einops
+import torch
+from eindex import eindex
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from ..analysis import position_comparison
+from ..circuits import loss_by_letters_seen, shift_entropy  # noqa: F401  (the library's versions)
+
+
+def observer_table(model: HookedTransformer, dataset) -> Float[Tensor, "observer position"]:
+    """Frequency-weighted mean p(correct shift) at positions 0, 1, 2 of a sequence's first word, for three
+    observers (rows): the model, the independent-evidence observer and the Bayes-optimal one. Words are weighted by
+    dataset.words_freq (uniform in medium mode); each word's figure is averaged over its 26 rotations."""
+    comparison = position_comparison(model, dataset)
+    weights = comparison["weights"].double()
+    weights = weights / weights.sum()
+    stacked = torch.stack([comparison[k].double() for k in ("model", "independent", "bayes")])  # [obs word pos]
+    return einops.einsum(stacked, weights, "observer word position, word -> observer position")
+
+
+def frequency_baseline_logprobs(
+    toks: Int[Tensor, "batch seq"], letter_freqs: Float[Tensor, "26"]
+) -> Float[Tensor, "batch seq 26"]:
+    """log p(shift | tokens up to each position) for an observer who believes every plaintext letter is drawn
+    independently from letter_freqs: each letter token t adds log letter_freqs[(t - shift) % 26] to the score of
+    every shift; non-letter tokens (ids >= 26) add nothing; the scores are normalised over the 26 shifts."""
+    shifts = torch.arange(26, device=toks.device)
+    plain = (einops.rearrange(toks, "batch seq -> batch seq 1") - shifts) % 26  # [batch seq shift]
+    evidence = letter_freqs.double().to(toks.device).log()[plain]
+    is_letter = einops.rearrange(toks < 26, "batch seq -> batch seq 1")
+    evidence = torch.where(is_letter, evidence, torch.zeros_like(evidence))
+    return torch.cumsum(evidence, dim=1).log_softmax(-1)
+
+
+def baseline_loss_gap(
+    model_logprobs: Float[Tensor, "batch seq 26"],
+    baseline_logprobs: Float[Tensor, "batch seq 26"],
+    labels: Int[Tensor, "batch"],
+) -> Float[Tensor, "seq"]:
+    """At each position: the baseline's cross-entropy minus the model's (mean over the batch), in nats. Positive
+    where the model does better than the baseline."""
+    model_correct = eindex(model_logprobs.double(), labels, "batch seq [batch]")
+    baseline_correct = eindex(baseline_logprobs.double(), labels, "batch seq [batch]")
+    return (model_correct - baseline_correct).mean(0)
+
+
+def nonletter_attention_share(
+    pattern: Float[Tensor, "batch head dest src"], toks: Int[Tensor, "batch seq"]
+) -> Float[Tensor, "head"]:
+    """Share of each head's attention that lands on non-letter source tokens (space, newline, punctuation: ids >= 26),
+    averaged over the batch and over every destination position."""
+    is_nonletter = (toks >= 26).to(pattern.dtype)
+    on_nonletters = einops.einsum(pattern, is_nonletter, "batch head dest src, batch src -> batch head dest")
+    return einops.reduce(on_nonletters, "batch head dest -> head", "mean")
