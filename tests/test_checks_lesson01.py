@@ -61,6 +61,11 @@ def test_word_probabilities_rejects_unnormalised():
     rejects("word_probabilities", lambda counts, mode: counts.double() if mode == "easy" else torch.ones(len(counts)))
 
 
+def test_word_probabilities_rejects_float32():
+    ref = reference_of("word_probabilities")
+    rejects("word_probabilities", lambda counts, mode: ref(counts, mode).float(), match="float64")
+
+
 def test_make_plaintext_rejects_trailing_space_join():
     rejects("make_plaintext", lambda words, seq_len: "".join(w + " " for w in words)[: seq_len + 1])
 

@@ -212,3 +212,8 @@ def test_first_word_posterior_rejects_independent_evidence():
 def test_first_word_posterior_rejects_wrong_direction_of_shift():
     ref = reference_of("first_word_posterior")
     rejects("first_word_posterior", lambda toks, wf: ref(toks, wf)[:, (-torch.arange(26)) % 26])
+
+
+def test_first_word_posterior_rejects_float32():
+    ref = reference_of("first_word_posterior")
+    rejects("first_word_posterior", lambda toks, wf: ref(toks, wf).float(), match="float64")

@@ -45,6 +45,12 @@ def test_letter_freqs_by_position_rejects_unweighted_counts():
     rejects("letter_freqs_by_position", wrong)
 
 
+@pytest.mark.parametrize("name", ["letter_freqs_by_position", "independent_evidence_probs", "bayes_word_probs"])
+def test_float64_exercises_reject_float32(name):
+    ref = reference_of(name)
+    rejects(name, lambda *args: ref(*args).float(), match="float64")
+
+
 def test_implied_first_letter_probs_rejects_wrong_direction():
     def wrong(probs):
         c = torch.arange(26)

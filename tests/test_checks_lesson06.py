@@ -74,8 +74,17 @@ def test_baseline_rejects_only_the_current_letter():
     rejects("frequency_baseline_logprobs", wrong)
 
 
+def test_baseline_rejects_float32():
+    ref = reference_of("frequency_baseline_logprobs")
+    rejects("frequency_baseline_logprobs", lambda toks, letter_freqs: ref(toks, letter_freqs).float(), match="dtype")
+
+
 # baseline_loss_gap
 
+
+def test_gap_rejects_float32():
+    ref = reference_of("baseline_loss_gap")
+    rejects("baseline_loss_gap", lambda m, b, labels: ref(m, b, labels).float(), match="dtype")
 
 def test_gap_rejects_model_minus_baseline():
     rejects("baseline_loss_gap", lambda m, b, labels: -reference_of("baseline_loss_gap")(m, b, labels))

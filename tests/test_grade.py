@@ -364,6 +364,42 @@ def test_reference_is_not_in_the_sandbox(graded):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Every lesson: the solution notebooks earn every point (inputs built from models and datasets in the kernel,
+# outputs normalized there, compared here), and an exercise notebook of a later lesson earns none
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def graded_all_lessons(tmp_path_factory):
+    subs = tmp_path_factory.mktemp("all-lessons")
+    (subs / "everything").mkdir()
+    for path in sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb")):
+        shutil.copy(path, subs / "everything" / path.name)
+    (subs / "stubs04").mkdir()
+    shutil.copy(EXERCISES / "04_direct_logit_attribution.ipynb", subs / "stubs04")
+    out = tmp_path_factory.mktemp("all-results")
+    settings = grade.Settings(cell_timeout=120, exercise_timeout=120, submission_timeout=1200, seed=SEED)
+    results = grade.grade_all(subs, out, jobs=2, settings=settings, progress=False)
+    return {r["learner"]: r for r in results}
+
+
+@pytest.mark.slow
+def test_solutions_of_every_lesson_get_full_marks(graded_all_lessons):
+    r = graded_all_lessons["everything"]
+    lost = {n: (e["score"], e.get("problem"), e["cases"][:1]) for n, e in r["exercises"].items() if e["score"] < e["points"]}
+    assert r["total"] == r["max"] == sum(ex.points for ex in REGISTRY.values()), lost
+    assert r["status"] == "ok", r["notes"]
+
+
+@pytest.mark.slow
+def test_exercise_notebook_of_a_later_lesson_gets_zero(graded_all_lessons):
+    r = graded_all_lessons["stubs04"]
+    lesson04 = [n for lesson, n, _ in grade.points_table() if lesson == "04"]
+    assert lesson04 and all(r["exercises"][n]["score"] == 0 for n in lesson04)
+    assert r["total"] == 0
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Re-runs
 # ---------------------------------------------------------------------------------------------------------
 

@@ -57,16 +57,16 @@ def ov_correct_logits(
 
 @torch.inference_mode()
 def ov_word_logits(
-    model: HookedTransformer, word_list: list[str], layer: int = 1, final_scale: float | None = None
+    model: HookedTransformer, word_list: list[str], layer: int = 1, *, final_scale: float
 ) -> Float[Tensor, "head word slot"]:
     """`ov_correct_logits` of each head of `layer` on the layer's input at letters 1-3 of every word (every rotation,
-    the word alone), averaged over the 26 rotations. final_scale defaults to the mean final LayerNorm scale of
-    that run."""
+    the word alone), averaged over the 26 rotations. final_scale (required) is the average final LayerNorm scale of
+    a run on real sequences, e.g. `cache["scale"].mean().item()`: the three-letter run of the words alone is no
+    stand-in, since its position 0 has a far larger final scale than any later position."""
     _, shifts, cache = rotated_words_cache(model, word_list)
-    scale = cache["scale"].mean().item() if final_scale is None else final_scale
     W_OV = (model.W_V[layer] @ model.W_O[layer]).detach().cpu()
     correct = ov_correct_logits(
-        cache["resid_pre", layer], cache["scale", layer, "ln1"], W_OV, model.W_U.detach().cpu(), scale, shifts
+        cache["resid_pre", layer], cache["scale", layer, "ln1"], W_OV, model.W_U.detach().cpu(), final_scale, shifts
     )
     return einops.reduce(correct, "head (word rot) slot -> head word slot", "mean", rot=26)
 

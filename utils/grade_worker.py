@@ -286,9 +286,11 @@ class Runner:
             probe_index = len(nb.cells)
             nb.cells.append(nbformat.v4.new_code_cell("pass"))
             client.timeout = PROBE_TIMEOUT
+            probe_started = time.monotonic()
             try:
                 client.execute_cell(nb.cells[probe_index], probe_index)
-                stuck = error_of(nb.cells[probe_index]) is not None
+                # a busy kernel lets the probe run out of time too (with or without an error output)
+                stuck = error_of(nb.cells[probe_index]) is not None or time.monotonic() - probe_started >= PROBE_TIMEOUT
             except DeadKernelError:
                 stuck = True
             nb.cells.pop()

@@ -129,6 +129,10 @@ def compare_tensors(expected: torch.Tensor, got: Any, atol: float = 1e-4, rtol: 
         return f"wrong dtype: expected {expected.dtype}, got {got.dtype}"
     if not expected.dtype.is_floating_point and got.dtype != expected.dtype:
         return f"wrong dtype: expected {expected.dtype}, got {got.dtype} (use .long() for token ids and labels)"
+    if expected.dtype.is_floating_point and got.dtype != expected.dtype:
+        # float32 vs float64 matters: later cells compare your tensors with float64 ones, and precision differs
+        fix = ".double()" if expected.dtype == torch.float64 else ".float()" if expected.dtype == torch.float32 else f".to({expected.dtype})"
+        return f"wrong dtype: expected {expected.dtype}, got {got.dtype} (convert with {fix}, or build it in that dtype)"
     if got.device.type != expected.device.type:
         return f"your output is on {got.device}, but the inputs were on {expected.device}: keep tensors on the inputs' device"
     got = got.detach().cpu()

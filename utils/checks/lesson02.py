@@ -96,7 +96,8 @@ def _posterior_cases(seed: int) -> list[Case]:
 
 
 def _exp(x):
-    return x.double().exp() if isinstance(x, torch.Tensor) else x
+    # exp keeps the dtype, so that a float32 answer is still told apart from the float64 reference
+    return x.exp() if isinstance(x, torch.Tensor) else x
 
 
 register(Exercise("make_config", "02", reference(R, "make_config"), _config_cases, normalize=_config_fields,
@@ -116,7 +117,7 @@ register(Exercise("first_word_posterior", "02", reference(R, "first_word_posteri
                   normalize=_exp, points=2,
                   hint="Decode the letters with each shift; p(shift | first j letters) is proportional to the total "
                        "frequency of the words that START with those j decoded letters (not a product of "
-                       "per-letter frequencies)."))
+                       "per-letter frequencies). Return float64 log-probs."))
 
 test_make_config = make_test("make_config")
 test_load_trained_model = make_test("load_trained_model")

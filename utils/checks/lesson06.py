@@ -86,10 +86,10 @@ register(Exercise("frequency_baseline_logprobs", "06", reference(R, "frequency_b
                   points=2,
                   hint="Under shift s, encoded letter t decodes to (t - s) % 26. Sum log letter_freqs of the decoded "
                        "letters along the sequence (torch.cumsum), counting 0 for tokens >= 26, then log_softmax over "
-                       "the 26 shifts."))
+                       "the 26 shifts. Return float64 (take the log of letter_freqs.double())."))
 register(Exercise("baseline_loss_gap", "06", reference(R, "baseline_loss_gap"), _gap_cases,
                   hint="Read each tensor's log-prob of the correct shift (eindex or gather), then average "
-                       "(model - baseline) over the batch: baseline CE minus model CE."))
+                       "(model - baseline) over the batch: baseline CE minus model CE, in float64."))
 register(Exercise("shift_entropy", "06", reference(R, "shift_entropy"), _entropy_cases,
                   hint="Entropy in bits is -sum p log2 p over the last dimension; a shift with p = 0 adds 0 (not NaN)."))
 register(Exercise("loss_by_letters_seen", "06", reference(R, "loss_by_letters_seen"), _letters_cases, points=2,

@@ -36,7 +36,7 @@ def clean_text(text: str) -> str:
 
 
 def word_probabilities(counts: Int[Tensor, "n_words"], mode: str) -> Float[Tensor, "n_words"]:
-    """Probability of drawing each word: proportional to its count in easy mode, uniform in medium."""
+    """Probability (float64) of drawing each word: proportional to its count in easy mode, uniform in medium."""
     counts = counts.double()
     weights = counts if mode == "easy" else torch.ones_like(counts)
     return weights / weights.sum()

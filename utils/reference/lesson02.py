@@ -74,7 +74,7 @@ def summary_stats(logprobs_correct: Float[Tensor, "batch seq"]) -> dict[str, flo
 def first_word_posterior(
     toks: Int[Tensor, "3"], words_freq: Sequence[tuple[str, float]]
 ) -> Float[Tensor, "3 26"]:
-    """log p(shift | the first 1, 2, 3 encoded letters of a word), for a uniform prior over the 26 shifts.
+    """log p(shift | the first 1, 2, 3 encoded letters of a word) as float64, for a uniform prior over the 26 shifts.
 
     Row j: p(shift) is proportional to the total frequency of the words whose first j+1 letters are the encoded
     letters moved back by `shift`.

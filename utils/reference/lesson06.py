@@ -30,7 +30,8 @@ def frequency_baseline_logprobs(
 ) -> Float[Tensor, "batch seq 26"]:
     """log p(shift | tokens up to each position) for an observer who believes every plaintext letter is drawn
     independently from letter_freqs: each letter token t adds log letter_freqs[(t - shift) % 26] to the score of
-    every shift; non-letter tokens (ids >= 26) add nothing; the scores are normalised over the 26 shifts."""
+    every shift; non-letter tokens (ids >= 26) add nothing; the scores are normalised over the 26 shifts. Returns
+    float64, whatever letter_freqs' dtype."""
     shifts = torch.arange(26, device=toks.device)
     plain = (einops.rearrange(toks, "batch seq -> batch seq 1") - shifts) % 26  # [batch seq shift]
     evidence = letter_freqs.double().to(toks.device).log()[plain]
@@ -45,7 +46,7 @@ def baseline_loss_gap(
     labels: Int[Tensor, "batch"],
 ) -> Float[Tensor, "seq"]:
     """At each position: the baseline's cross-entropy minus the model's (mean over the batch), in nats. Positive
-    where the model does better than the baseline."""
+    where the model does better than the baseline. Computed and returned in float64."""
     model_correct = eindex(model_logprobs.double(), labels, "batch seq [batch]")
     baseline_correct = eindex(baseline_logprobs.double(), labels, "batch seq [batch]")
     return (model_correct - baseline_correct).mean(0)
