@@ -248,7 +248,9 @@ class Grader:
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         self.fingerprint = grader_fingerprint()
         self._cases: dict[str, tuple[list[Case], list[Any] | None, str]] = {}
-        self._locks: dict[str, threading.Lock] = {name: threading.Lock() for name in REGISTRY}
+        # One lock for every reference computation: the references share cached models (checks.core._build_ref),
+        # and one that runs with hooks (ablations) must not overlap another thread's forward pass.
+        self._reference_lock = threading.Lock()
         self._procs: set[subprocess.Popen] = set()
         self._procs_lock = threading.Lock()
         self.run_dir = Path(tempfile.mkdtemp(prefix="codebreak-grade-"))
@@ -267,7 +269,7 @@ class Grader:
 
     def cases(self, ex: Exercise) -> tuple[list[Case], list[Any] | None, str]:
         """The cases of `ex` on this run's secret seed and the reference outputs, computed here once."""
-        with self._locks[ex.name]:
+        with self._reference_lock:
             if ex.name not in self._cases:
                 cases = ex.cases(self.seed)
                 try:
