@@ -11,30 +11,14 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from ..data import LETTERS, N_CTX, vocab
-from ..model import weights_path
+from ..data import LETTERS
+from ..model import model_config, weights_path
 
 
 def make_config(mode: str) -> HookedTransformerConfig:
     """The code-breaking model's config: 2 layers x 2 heads, attention only, d_model 48, d_head 24, LayerNorm,
     learned positions, causal attention, n_ctx 32, 27 input tokens (36 in hard mode) and 26 outputs."""
-    return HookedTransformerConfig(
-        n_layers=2,
-        n_heads=2,
-        d_model=48,
-        d_head=24,
-        d_mlp=None,
-        attn_only=True,
-        act_fn=None,
-        normalization_type="LN",
-        positional_embedding_type="standard",
-        attention_dir="causal",
-        n_ctx=N_CTX,
-        d_vocab=len(vocab(mode)),
-        d_vocab_out=26,
-        seed=42,
-        device="cpu",
-    )
+    return model_config(mode, device="cpu")  # the library's config (utils.model), spelled out in the notebook
 
 
 def load_trained_model(mode: str, device: str = "cpu") -> HookedTransformer:
