@@ -27,4 +27,5 @@ from .data import (  # noqa: E402
 )
 from .evaluate import correct_logprobs, evaluate, model_logprobs, summarize  # noqa: E402
 from .model import create_model, default_device, load_model  # noqa: E402
-from .plotting import bar, hist, imshow, line, scatter, to_numpy  # noqa: E402
+from .plotting import bar, hist, imshow, line, scatter, show_attention, to_numpy  # noqa: E402
+from .predictions import compare_prediction  # noqa: E402

@@ -95,3 +95,11 @@ def bar(y, show: bool = True, width: int | None = None, height: int | None = Non
         {k: to_numpy(v) for k, v in y.items()}, barmode="group", **kwargs
     )
     return _finish(fig, show, width, height)
+
+
+def show_attention(view) -> Any:
+    """Display a circuitsvis view (e.g. `cv.attention.attention_heads(...)`): the one call lessons use, so that
+    how attention views render (online, offline, in stored notebooks) is decided in one place."""
+    from IPython.display import HTML
+
+    return HTML(str(view))

@@ -199,6 +199,20 @@ def compare_values(expected: Any, got: Any, atol: float = 1e-4, rtol: float = 1e
 # ---------------------------------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class Mistake:
+    """A plausible wrong implementation of an exercise, and the sentence that names it for the learner.
+
+    The wrong implementation itself lives in `utils/reference/<lesson>_mistakes.py` as the function
+    `<exercise>__<name>` (imported only when needed, like the references, and never shipped to a learner's
+    sandbox); `tests/` imports the same functions to show that the check rejects each one and names it.
+    `message` completes the line "Likely mistake: ..." and says what is wrong and where to look, not the fix.
+    """
+
+    name: str
+    message: str
+
+
 @dataclasses.dataclass
 class Exercise:
     """One exercise: learner function `name`, its reference, fresh test cases and how to compare.
@@ -217,6 +231,7 @@ class Exercise:
     rtol: float = 1e-4
     normalize: Callable[[Any], Any] = lambda x: x
     compare: Callable[..., str | None] | None = None
+    mistakes: tuple[Mistake, ...] = ()
 
     def check_output(self, case: Case, expected: Any, got: Any) -> str | None:
         if self.compare is not None:
