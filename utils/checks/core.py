@@ -10,14 +10,23 @@ make fresh inputs (`cases(seed)`), and how to compare outputs (`compare`). The s
 
 Inputs may hold `Ref`s (for example `Ref("model", "easy")`): both sides build the same object from them,
 so large objects are never shipped between processes.
+
+Every call, the learner's and the reference's, gets its own fresh copy of every input (`materialize`), so
+nothing a learner's function does to a model or tensor reaches the reference or a later check. The check also
+fails when the learner's function changed its inputs in place, or left a model with hooks, other weights,
+another mode or config (`call_and_inspect`). A wrong output is compared with the exercise's catalogue of
+plausible mistakes (`Mistake`, `diagnose`) and, if one reproduces it, the report says "Likely mistake: ...".
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import importlib
+import inspect
 import math
+import numbers
 import os
 import random
 import sys
@@ -76,18 +85,23 @@ def _build_ref(ref: Ref):
     raise ValueError(f"Unknown Ref kind {ref.kind!r}")
 
 
-def materialize(value: Any) -> Any:
-    """Replace every Ref inside `value` (tuples, lists, dicts) by the object it names; copy tensors, so that
-    a function that writes into its inputs cannot spoil the next call."""
+def materialize(value: Any, memo: dict | None = None) -> Any:
+    """Replace every Ref inside `value` (tuples, lists, dicts) by a fresh copy of the object it names, and copy
+    tensors and other mutable objects: whatever a function does to its inputs, the cached objects (and so the
+    next call, and the reference) never see it. One call shares copies (`memo`), so a case that names the same
+    model twice gets one model."""
+    memo = {} if memo is None else memo
     if isinstance(value, Ref):
-        return _build_ref(value)
+        return copy.deepcopy(_build_ref(value), memo)
     if isinstance(value, torch.Tensor):
         return value.clone()
     if isinstance(value, (list, tuple)):
-        return type(value)(materialize(v) for v in value)
+        return type(value)(materialize(v, memo) for v in value)
     if isinstance(value, dict):
-        return {k: materialize(v) for k, v in value.items()}
-    return value
+        return {k: materialize(v, memo) for k, v in value.items()}
+    if value is None or isinstance(value, (str, bytes, numbers.Number, torch.dtype, torch.device)):
+        return value
+    return copy.deepcopy(value, memo)
 
 
 @dataclasses.dataclass
@@ -113,12 +127,183 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Side effects: what a learner's function changed in its inputs, on a model, or in torch's global state
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _module_hooks(module: torch.nn.Module) -> dict[str, int]:
+    """Number of hooks attached to each submodule (PyTorch hooks, and TransformerLens HookPoint lists)."""
+    counts = {}
+    for name, sub in module.named_modules():
+        n = sum(len(getattr(sub, attr, None) or {}) for attr in (
+            "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"))
+        n += len(getattr(sub, "fwd_hooks", None) or []) + len(getattr(sub, "bwd_hooks", None) or [])
+        if n:
+            counts[name or "model"] = n
+    return counts
+
+
+class Snapshot:
+    """What the inputs of one call look like before it, to say afterwards what the call changed.
+
+    Tensors are copied, models recorded as weights + hooks + training mode + config, lists / dicts / plain objects
+    (datasets, caches) by their items and attributes, recursively."""
+
+    def __init__(self, args: tuple, kwargs: dict, names: list[str]):
+        self.records: list[tuple[str, Any, Any]] = []
+        self.seen: set[int] = set()
+        for i, value in enumerate(args):
+            self._add(names[i] if i < len(names) else f"argument {i + 1}", value)
+        for key, value in kwargs.items():
+            self._add(key, value)
+        self.grad_enabled = torch.is_grad_enabled()
+        self.default_dtype = torch.get_default_dtype()
+
+    def _add(self, path: str, value: Any, depth: int = 0) -> None:
+        if id(value) in self.seen or depth > 4 or value is None or isinstance(value, (str, bytes, numbers.Number)):
+            return
+        self.seen.add(id(value))
+        if isinstance(value, torch.Tensor):
+            self.records.append((path, value, (value.shape, value.detach().clone())))
+        elif isinstance(value, torch.nn.Module):
+            state = {k: v.detach().clone() for k, v in value.state_dict().items()}
+            cfg = dict(vars(value.cfg)) if hasattr(value, "cfg") and hasattr(value.cfg, "__dict__") else None
+            training = {n for n, m in value.named_modules() if m.training}
+            self.records.append((path, value, (state, _module_hooks(value), training, cfg)))
+        elif isinstance(value, (list, dict)):
+            self.records.append((path, value, copy.copy(value)))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for k, v in items:
+                self._add(f"{path}[{k!r}]", v, depth + 1)
+        elif isinstance(value, tuple):
+            for k, v in enumerate(value):
+                self._add(f"{path}[{k}]", v, depth + 1)
+        elif hasattr(value, "__dict__") and not inspect.isroutine(value) and not isinstance(value, type):
+            attrs = dict(vars(value))
+            self.records.append((path, value, attrs))
+            for k, v in attrs.items():
+                self._add(f"{path}.{k}", v, depth + 1)
+
+    def changes(self) -> list[str]:
+        """Sentences, one per changed input / model / global setting (empty if nothing changed)."""
+        problems = []
+        for path, value, before in self.records:
+            problem = _changed(path, value, before)
+            if problem:
+                problems.append(problem)
+        if torch.is_grad_enabled() != self.grad_enabled:
+            problems.append(f"your function left gradients {'enabled' if torch.is_grad_enabled() else 'disabled'} "
+                            "for everything that follows: use `with torch.no_grad():` (or inference_mode) as a "
+                            "block, not torch.set_grad_enabled(...) on its own")
+        if torch.get_default_dtype() != self.default_dtype:
+            problems.append(f"your function changed torch's default dtype to {torch.get_default_dtype()}: "
+                            "convert tensors with .double() / .float() instead of torch.set_default_dtype")
+        return problems
+
+    def restore_globals(self) -> None:
+        torch.set_grad_enabled(self.grad_enabled)
+        torch.set_default_dtype(self.default_dtype)
+
+
+_INPLACE_HINT = "work on a copy (x = x.clone()) or with out-of-place operations (x = x * 2, not x *= 2 or x[...] = ...)"
+
+
+def _changed(path: str, value: Any, before: Any) -> str | None:
+    if isinstance(value, torch.Tensor):
+        shape, old = before
+        if value.shape != shape:
+            return f"your function changed the shape of its input `{path}` in place ({tuple(shape)} -> {tuple(value.shape)}): {_INPLACE_HINT}"
+        new = value.detach()
+        same = (new == old) | (new.isnan() & old.isnan()) if old.dtype.is_floating_point else new == old
+        if not bool(same.all()):
+            return (f"your function changed its input `{path}` in place ({int((~same).sum())} of {same.numel()} values): "
+                    f"later cells that use it would see your changes. {_INPLACE_HINT[0].upper()}{_INPLACE_HINT[1:]}")
+        return None
+    if isinstance(value, torch.nn.Module):
+        return _model_changed(path, value, before)
+    if isinstance(value, list):
+        if len(value) != len(before) or any(a is not b for a, b in zip(value, before)):
+            return f"your function changed the list `{path}` it was given (items added, removed or replaced): copy it first (list(x))"
+        return None
+    if isinstance(value, dict):
+        if value.keys() != before.keys() or any(value[k] is not before[k] for k in before):
+            return f"your function changed the dict `{path}` it was given: copy it first (dict(x))"
+        return None
+    attrs = vars(value)
+    changed = sorted(k for k in set(attrs) | set(before) if k not in attrs or k not in before or attrs[k] is not before[k])
+    lazy = {k for k in changed if isinstance(getattr(type(value), k, None), functools.cached_property) and k not in before}
+    changed = [k for k in changed if k not in lazy]
+    if changed:
+        return f"your function changed attribute(s) {', '.join(changed)} of `{path}`: leave the objects it is given as they were"
+    return None
+
+
+def _model_changed(path: str, model: torch.nn.Module, before: tuple) -> str | None:
+    state, hooks, training, cfg = before
+    now = model.state_dict()
+    changed = [k for k in state if k not in now or now[k].shape != state[k].shape or not torch.equal(now[k].detach(), state[k])]
+    if changed or now.keys() != state.keys():
+        names = ", ".join(changed[:3]) + (" ..." if len(changed) > 3 else "")
+        return (f"your function left the weights of `{path}` changed ({names or 'parameters added or removed'}): "
+                "every later cell would use the damaged model. Change activations with hooks, never the weights")
+    added = {k: n - hooks.get(k, 0) for k, n in _module_hooks(model).items() if n > hooks.get(k, 0)}
+    if added:
+        where = ", ".join(list(added)[:3]) + (" ..." if len(added) > 3 else "")
+        return (f"your function left {sum(added.values())} hook(s) on `{path}` ({where}): they would run in every "
+                "later forward pass. Use model.run_with_hooks(...) or `with model.hooks(...)`, or call "
+                "model.reset_hooks() before returning")
+    now_training = {n for n, m in model.named_modules() if m.training}
+    if now_training != training:
+        mode = "training" if "" in now_training else "eval"
+        return f"your function left `{path}` in {mode} mode (it was {'training' if '' in training else 'eval'}): put it back before returning"
+    if cfg is not None and hasattr(model, "cfg"):
+        diff = sorted(k for k in set(cfg) | set(vars(model.cfg)) if cfg.get(k, None) != vars(model.cfg).get(k, None))
+        if diff:
+            return (f"your function changed `{path}.cfg` ({', '.join(diff[:3])}), e.g. with model.set_use_attn_result: "
+                    "later cells would run a differently configured model. Put it back before returning")
+    return None
+
+
+def _arg_names(fn: Callable) -> list[str]:
+    try:
+        return [p.name for p in inspect.signature(fn).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return []
+
+
+def call_and_inspect(fn: Callable, args: tuple, kwargs: dict) -> tuple[Any, list[str]]:
+    """Call `fn` on fresh copies of `args` / `kwargs` (which may hold Refs) and return its output and what it
+    changed: sentences saying which input it mutated, which model it left with hooks / other weights / another
+    mode, or which global torch setting it changed (the latter is put back). Used by the notebook checks and by
+    the grader's learner kernels alike."""
+    args, kwargs = materialize((tuple(args), dict(kwargs)))
+    snapshot = Snapshot(args, kwargs, _arg_names(fn))
+    try:
+        value = fn(*args, **kwargs)
+    finally:
+        problems = snapshot.changes()
+        snapshot.restore_globals()
+    return value, problems
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Comparisons: each returns None when `got` is right, else a sentence saying what is wrong
 # ---------------------------------------------------------------------------------------------------------
 
 
-def compare_tensors(expected: torch.Tensor, got: Any, atol: float = 1e-4, rtol: float = 1e-4) -> str | None:
-    """Type, shape, dtype kind, NaN, then values (with tolerance for floats)."""
+def _value_at(t: torch.Tensor, where: tuple) -> str:
+    v = t[where].item() if t.dim() else t.item()
+    return f"{v:.6g}" if isinstance(v, float) else repr(v)
+
+
+def compare_tensors(
+    expected: torch.Tensor, got: Any, atol: float = 1e-4, rtol: float = 1e-4, transform: Callable | None = None
+) -> str | None:
+    """Type, shape, dtype kind, NaN, then values (with tolerance for floats).
+
+    transform: compare transform(expected) with transform(got) (for example exp, to compare log-probs as
+    probabilities), but the message still shows the values the learner returned."""
     if not isinstance(got, torch.Tensor):
         return f"expected a torch.Tensor, got {type(got).__name__}"
     if got.shape != expected.shape:
@@ -135,48 +320,75 @@ def compare_tensors(expected: torch.Tensor, got: Any, atol: float = 1e-4, rtol: 
         return f"wrong dtype: expected {expected.dtype}, got {got.dtype} (convert with {fix}, or build it in that dtype)"
     if got.device.type != expected.device.type:
         return f"your output is on {got.device}, but the inputs were on {expected.device}: keep tensors on the inputs' device"
-    got = got.detach().cpu()
-    expected = expected.detach().cpu()
+    raw_got, raw_expected = got.detach().cpu(), expected.detach().cpu()
+    got, expected = raw_got, raw_expected
+    if transform is not None:
+        got, expected = transform(raw_got), transform(raw_expected)
     if got.dtype.is_floating_point:
         if torch.isnan(got).any() and not torch.isnan(expected).any():
-            return f"your output has {int(torch.isnan(got).sum())} NaN value(s)"
+            where = tuple(torch.isnan(got).nonzero()[0].tolist())
+            return f"your output has {int(torch.isnan(got).sum())} NaN value(s), the first at index {where}"
         ok = torch.isclose(got.double(), expected.double(), atol=atol, rtol=rtol, equal_nan=True)
     else:
         ok = got == expected
     if not ok.all():
-        bad = (~ok).nonzero()[0].tolist()
-        where = tuple(bad) if bad else ()
+        where = tuple((~ok).nonzero()[0].tolist()) if ok.dim() else ()
+        note = f" (compared after {getattr(transform, '__name__', 'a transform')})" if transform is not None else ""
         return (
-            f"{int((~ok).sum())} of {ok.numel()} values differ; first at index {where}: "
-            f"expected {expected[where].item() if bad else expected.item():.6g}, "
-            f"got {got[where].item() if bad else got.item():.6g}"
+            f"{int((~ok).sum())} of {ok.numel()} values differ{note}; first at index {where}: "
+            f"expected {_value_at(raw_expected, where)}, got {_value_at(raw_got, where)}"
         )
     return None
 
 
-def compare_values(expected: Any, got: Any, atol: float = 1e-4, rtol: float = 1e-4) -> str | None:
-    """Tensors, numbers, strings, and lists / tuples / dicts of them."""
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Number) and not isinstance(x, (bool, torch.Tensor))
+
+
+def compare_values(
+    expected: Any, got: Any, atol: float = 1e-4, rtol: float = 1e-4, strict: bool = False,
+    transform: Callable | None = None,
+) -> str | None:
+    """Tensors, numbers, strings, sets, and lists / tuples / dicts of them.
+
+    strict: where `expected` holds a Python number, `got` must be a number too (int or float, numpy scalars
+    included), not a 0-d tensor; where it holds an int, `got` must be an int. Without it a 1-element tensor
+    passes as a number. transform: see compare_tensors (applied to every tensor)."""
     if isinstance(expected, torch.Tensor):
-        return compare_tensors(expected, got, atol, rtol)
+        return compare_tensors(expected, got, atol, rtol, transform)
     if isinstance(expected, bool) or isinstance(expected, str) or expected is None:
-        return None if got == expected and type(got) is type(expected) else f"expected {expected!r}, got {got!r}"
+        return None if got == expected and type(got) is type(expected) else f"expected {expected!r}, got {_short(got)}"
     if isinstance(expected, (int, float)):
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            got = got.item()
-        if not isinstance(got, (int, float)) or isinstance(got, bool):
+        if isinstance(got, torch.Tensor):
+            if strict:
+                kind = "an int" if isinstance(expected, int) else "a float"
+                return (f"expected a Python number ({kind}), got a tensor {_short(got)}: return x.item(), so that "
+                        "later cells can format, compare and store it as a number")
+            if got.numel() == 1:
+                got = got.item()
+        if not _is_number(got):
             return f"expected a number, got {type(got).__name__}"
-        if isinstance(expected, int) and isinstance(got, float) and not got.is_integer():
+        if isinstance(expected, int) and not float(got).is_integer():
             return f"expected the integer {expected}, got {got}"
+        if strict and isinstance(expected, int) and not isinstance(got, numbers.Integral):
+            return f"expected an int, got {type(got).__name__} {got!r}: later cells use it as an index or count"
         if math.isnan(got):
             return "got NaN"
         return None if math.isclose(got, expected, abs_tol=atol, rel_tol=rtol) else f"expected {expected:.6g}, got {got:.6g}"
+    if isinstance(expected, (set, frozenset)):
+        if not isinstance(got, (set, frozenset)):
+            return f"expected a set, got {_short(got)}"
+        if strict and not all(_is_number(g) or isinstance(g, str) for g in got):
+            return f"expected a set of Python values, got {_short(got)}: convert tensors with .item() / .tolist()"
+        plain = {g.item() if isinstance(g, torch.Tensor) and g.numel() == 1 else g for g in got}
+        return None if plain == expected else f"expected {sorted(expected)!r}, got {sorted(plain, key=repr)!r}"
     if isinstance(expected, (list, tuple)):
         if not isinstance(got, (list, tuple)):
             return f"expected a {type(expected).__name__}, got {type(got).__name__}"
         if len(got) != len(expected):
             return f"expected {len(expected)} items, got {len(got)}"
         for i, (e, g) in enumerate(zip(expected, got)):
-            problem = compare_values(e, g, atol, rtol)
+            problem = compare_values(e, g, atol, rtol, strict, transform)
             if problem:
                 return f"item {i}: {problem}"
         return None
@@ -186,8 +398,8 @@ def compare_values(expected: Any, got: Any, atol: float = 1e-4, rtol: float = 1e
         missing = [k for k in expected if k not in got]
         if missing:
             return f"missing key(s) {missing}"
-        for k in expected:
-            problem = compare_values(expected[k], got[k], atol, rtol)
+        for k in expected:  # in the expected dict's order: a multi-step answer reports its first wrong step
+            problem = compare_values(expected[k], got[k], atol, rtol, strict, transform)
             if problem:
                 return f"[{k!r}]: {problem}"
         return None
@@ -218,7 +430,14 @@ class Exercise:
     """One exercise: learner function `name`, its reference, fresh test cases and how to compare.
 
     normalize: turns a return value into tensors / numbers / strings / lists / dicts (applied to both the
-    learner's and the reference output), so that the grader can ship it between processes.
+    learner's and the reference output), so that the grader can ship it between processes. It runs in the
+    learner's kernel: keep it a pure conversion (use `transform` to compare in another space).
+    strict_types: a 0-d tensor does not pass where the reference returns a Python number (see compare_values).
+    transform: compare transform(expected) with transform(got) for every tensor (e.g. torch.exp to compare
+    log-probs as probabilities); messages still show what the learner returned.
+    explain: for answers that are dicts of steps (e.g. model loading), a sentence per key: the first key that
+    differs (in the reference's key order) is reported with that sentence.
+    mistakes: the catalogue of plausible wrong answers, for the "Likely mistake:" line (see `diagnose`).
     """
 
     name: str
@@ -232,13 +451,22 @@ class Exercise:
     normalize: Callable[[Any], Any] = lambda x: x
     compare: Callable[..., str | None] | None = None
     mistakes: tuple[Mistake, ...] = ()
+    strict_types: bool = False
+    transform: Callable | None = None
+    explain: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def check_output(self, case: Case, expected: Any, got: Any) -> str | None:
         if self.compare is not None:
             return self.compare(expected, got, case)
-        return compare_values(expected, got, self.atol, self.rtol)
+        problem = compare_values(expected, got, self.atol, self.rtol, self.strict_types, self.transform)
+        if problem and isinstance(expected, dict):
+            for key, sentence in self.explain.items():
+                if problem.startswith(f"[{key!r}]"):
+                    return f"{sentence} ({problem})"
+        return problem
 
     def expected(self, case: Case) -> Any:
+        """The reference output, on its own fresh copies of the inputs (nothing a learner did can reach them)."""
         return self.normalize(self.reference(*materialize(case.args), **materialize(case.kwargs)))
 
 
@@ -265,8 +493,30 @@ def register(exercise: Exercise) -> Exercise:
 
 
 def call_learner(fn: Callable, case: Case) -> Any:
-    """Call the learner's function on a fresh copy of the case's inputs."""
-    return fn(*materialize(case.args), **materialize(case.kwargs))
+    """Call the learner's function on a fresh copy of the case's inputs (see call_and_inspect for side effects)."""
+    return call_and_inspect(fn, case.args, case.kwargs)[0]
+
+
+def mistake_function(exercise: Exercise, mistake: Mistake) -> Callable:
+    """The wrong implementation `utils.reference.lesson<NN>_mistakes.<exercise>__<mistake>`."""
+    module = importlib.import_module(f"{__package__.rsplit('.', 1)[0]}.reference.lesson{exercise.lesson}_mistakes")
+    return getattr(module, f"{exercise.name}__{mistake.name}")
+
+
+def diagnose(exercise: Exercise | str, case: Case, got: Any) -> str | None:
+    """The line "Likely mistake: ..." if a catalogued mistake, run on `case`'s inputs, reproduces `got` (the
+    learner's normalized output, which the check already found wrong); None if none does, or if the catalogue
+    cannot be imported (as in a learner's sandbox). The grader calls this in its own process."""
+    exercise = REGISTRY[exercise] if isinstance(exercise, str) else exercise
+    for mistake in exercise.mistakes:
+        try:
+            fn = mistake_function(exercise, mistake)
+            wrong = exercise.normalize(fn(*materialize(case.args), **materialize(case.kwargs)))
+            if exercise.check_output(case, wrong, got) is None:
+                return f"Likely mistake: {mistake.message}"
+        except Exception:  # a mistake that does not apply to these inputs, or no catalogue here
+            continue
+    return None
 
 
 def learner_frames(exc: BaseException) -> str:
@@ -282,24 +532,33 @@ class CaseResult:
     label: str
     passed: bool
     message: str = ""
+    diagnosis: str = ""  # "Likely mistake: ..." (first failing case only), or ""
+
+
+def run_case(exercise: Exercise, fn: Callable, case: Case, diagnose_it: bool = True) -> CaseResult:
+    """One case: the learner's output compared with the reference, plus anything the call changed."""
+    try:
+        raw, side_effects = call_and_inspect(fn, case.args, case.kwargs)
+        got = exercise.normalize(raw)
+    except NotImplementedError:
+        raise ExerciseNotDone(
+            f"`{exercise.name}` is not implemented yet: replace `raise NotImplementedError()` with your code."
+        ) from None
+    except Exception as e:  # the learner's bug, reported, never a crash inside utils
+        msg = f"your function raised {e.__class__.__name__}: {e}\n{learner_frames(e)}"
+        return CaseResult(case.describe(), False, msg.rstrip())
+    problem = exercise.check_output(case, exercise.expected(case), got)
+    diagnosis = (diagnose(exercise, case, got) or "") if problem and diagnose_it else ""
+    problems = ([problem] if problem else []) + side_effects
+    return CaseResult(case.describe(), not problems, "\n".join(problems), diagnosis)
 
 
 def run_cases(exercise: Exercise, fn: Callable, seed: int) -> list[CaseResult]:
-    """Run every case; a learner exception becomes a failed case with a readable message."""
-    results = []
+    """Run every case; a learner exception becomes a failed case with a readable message. Only the first
+    failing case is diagnosed (it is the one the report shows)."""
+    results: list[CaseResult] = []
     for case in exercise.cases(seed):
-        try:
-            got = exercise.normalize(call_learner(fn, case))
-        except NotImplementedError:
-            raise ExerciseNotDone(
-                f"`{exercise.name}` is not implemented yet: replace `raise NotImplementedError()` with your code."
-            ) from None
-        except Exception as e:  # the learner's bug, reported, never a crash inside utils
-            msg = f"your function raised {e.__class__.__name__}: {e}\n{learner_frames(e)}"
-            results.append(CaseResult(case.describe(), False, msg.rstrip()))
-            continue
-        problem = exercise.check_output(case, exercise.expected(case), got)
-        results.append(CaseResult(case.describe(), problem is None, problem or ""))
+        results.append(run_case(exercise, fn, case, diagnose_it=all(r.passed for r in results)))
     return results
 
 
@@ -311,6 +570,8 @@ def format_failure(exercise: Exercise, results: list[CaseResult]) -> str:
         f"First failing input: {first.label}",
         f"Problem: {first.message}",
     ]
+    if getattr(first, "diagnosis", ""):
+        lines.append(first.diagnosis)
     if exercise.hint:
         lines.append(f"Hint: {exercise.hint}")
     return "\n".join(lines)
