@@ -2,7 +2,8 @@
 that a later lesson can rerun an earlier lesson's analysis on another mode's model without copying code.
 
 Lesson 03 (positions 0 and 1): `first_char_probs`, `plaintext_aligned`, `shift_invariance_gap`,
-`implied_first_letter_probs`, `letter_freqs_by_position`, `rotated_word_tokens`, `word_correct_probs`,
+`implied_first_letter_probs`, `letter_freqs_by_position`, `rotated_word_tokens`, `rotation_averaged_probs`,
+`word_correct_probs`,
 `independent_evidence_probs`, `bayes_word_probs`, `position_comparison`, `observer_summary`.
 
 Lesson 04 (direct logit attribution, attention, ablation): `residual_components`, `dla_correct`, `component_dla`,
@@ -93,13 +94,20 @@ def rotated_word_tokens(word_list: Sequence[str]) -> tuple[Int[Tensor, "word_rot
 
 
 @torch.inference_mode()
+def rotation_averaged_probs(
+    model: HookedTransformer, toks: Int[Tensor, "word_rot 3"], shifts: Int[Tensor, "word_rot"]
+) -> Float[Tensor, "word 3"]:
+    """The model's p(correct shift) at each position, averaged over the 26 rotations of each word (toks and shifts
+    as returned by rotated_word_tokens)."""
+    probs = model(toks.to(model.cfg.device)).softmax(-1).cpu()  # [word_rot seq 26]
+    correct = eindex(probs, shifts.cpu(), "word_rot seq [word_rot]")
+    return einops.reduce(correct, "(word rot) seq -> word seq", "mean", rot=26)
+
+
 def word_correct_probs(model: HookedTransformer, word_list: Sequence[str]) -> Float[Tensor, "word 3"]:
     """The model's p(correct shift) at positions 0, 1, 2 when the sequence starts with each word, averaged over
     the 26 shifts of that word."""
-    toks, shifts = rotated_word_tokens(word_list)
-    probs = model(toks.to(model.cfg.device)).softmax(-1).cpu()
-    correct = eindex(probs, shifts, "word_rot seq [word_rot]")
-    return einops.reduce(correct, "(word rot) seq -> word seq", "mean", rot=26)
+    return rotation_averaged_probs(model, *rotated_word_tokens(word_list))
 
 
 def independent_evidence_probs(
@@ -228,15 +236,6 @@ def attention_first_word_share(pattern: Float[Tensor, "batch head dest src"], mi
     """Share of each head's attention that lands on the first word's letters (positions 0-2), averaged over the
     batch and over destinations from position `min_dest` on (the default skips the first word itself)."""
     return pattern[:, :, min_dest:, :3].float().sum(-1).mean((0, 2)).cpu()
-
-
-def attention_own_word_share(pattern: Float[Tensor, "batch head dest src"]) -> Float[Tensor, "head"]:
-    """Share of each head's attention that stays within the destination's own word, averaged over batch and
-    destinations."""
-    seq_len = pattern.shape[-1]
-    word = torch.arange(seq_len) // 4
-    same = (word.unsqueeze(1) == word.unsqueeze(0)).float().to(pattern.device)  # [dest src]
-    return einops.einsum(pattern.float(), same, "batch head dest src, dest src -> batch head dest").mean((0, 2)).cpu()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -2,9 +2,8 @@
 cached run, or the word list) as arguments, so that one call analyses any mode's model.
 
 OV: `rotated_words_cache`, `ov_correct_logits`, `ov_word_logits`, `ov_slot_means`.
-QK: `causal_pattern`, `qk_pattern`, `positional_queries`, `positional_qk_pattern`, `kcomp_positional_output`,
-`kcomp_key_resid`, `kcomp_qk_pattern`, `ln_scale_by_position`, `qk_pattern_key_scale`, `layer1_pattern`,
-`pattern_slot_shares`.
+QK: `causal_pattern`, `qk_pattern`, `positional_queries`, `kcomp_positional_output`, `ln_scale_by_position`,
+`qk_pattern_key_scale`, `layer1_pattern`, `pattern_slot_shares`.
 Hard mode: `letters_seen`, `loss_by_letters_seen`, `shift_entropy`.
 
 Conventions as in `utils.analysis`: position p of an easy/medium sequence holds slot p % 4 of word p // 4 (1st,
@@ -119,15 +118,6 @@ def positional_queries(cache: ActivationCache, layer: int = 1) -> Float[Tensor, 
     return cache[f"blocks.{layer}.ln1.hook_normalized"].mean(0).cpu()
 
 
-@torch.inference_mode()
-def positional_qk_pattern(model: HookedTransformer, cache: ActivationCache, layer: int = 1) -> Float[Tensor, "head dest src"]:
-    """Attention of `layer`'s heads from typical queries to keys made of the positional embeddings alone (divided by
-    the average LayerNorm scale at each key position)."""
-    seq = cache["resid_pre", layer].shape[1]
-    keys = model.W_pos[:seq].detach().cpu() / ln_scale_by_position(cache, layer).unsqueeze(-1)
-    return qk_pattern(positional_queries(cache, layer), keys, *_qk_weights(model, layer))
-
-
 def _qk_weights(model: HookedTransformer, layer: int):
     return tuple(w.detach().cpu() for w in (model.W_Q[layer], model.b_Q[layer], model.W_K[layer], model.b_K[layer]))
 
@@ -142,25 +132,6 @@ def kcomp_positional_output(
     through its OV circuit, weighted by its attention from that position to src; summed over heads."""
     moved = einops.einsum(W_pos / scale0.unsqueeze(-1), W_OV0, "src d_in, head d_in d_out -> head src d_out")
     return einops.einsum(pattern0, moved, "head dest src, head src d_out -> dest d_out")
-
-
-@torch.inference_mode()
-def kcomp_key_resid(model: HookedTransformer, cache: ActivationCache) -> Float[Tensor, "seq d_model"]:
-    """K-composition: `kcomp_positional_output` of the model with layer 0's average pattern and LayerNorm scale over
-    the cached batch (the positional embeddings themselves are left out)."""
-    seq = cache["resid_pre", 1].shape[1]
-    W_OV0 = (model.W_V[0] @ model.W_O[0]).detach().cpu()
-    return kcomp_positional_output(
-        model.W_pos[:seq].detach().cpu(), ln_scale_by_position(cache, 0), W_OV0, cache["pattern", 0].mean(0).cpu()
-    )
-
-
-@torch.inference_mode()
-def kcomp_qk_pattern(model: HookedTransformer, cache: ActivationCache) -> Float[Tensor, "head dest src"]:
-    """Attention of layer 1's heads from typical queries to keys made of `kcomp_key_resid` alone (divided by the
-    average pre-layer-1 LayerNorm scale at each key position)."""
-    keys = kcomp_key_resid(model, cache) / ln_scale_by_position(cache, 1).unsqueeze(-1)
-    return qk_pattern(positional_queries(cache, 1), keys, *_qk_weights(model, 1))
 
 
 def qk_pattern_key_scale(

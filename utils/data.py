@@ -21,7 +21,6 @@ from torch import Tensor
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 WORD_TABLE_PATH = DATA_DIR / "hitchhikers_three_letter_words.tsv"
 
-Mode = Literal["easy", "medium", "hard"]
 MODES: tuple[str, ...] = ("easy", "medium", "hard")
 
 LETTERS = string.ascii_lowercase

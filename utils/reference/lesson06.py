@@ -11,6 +11,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from ..analysis import position_comparison
+from ..bayes import letter_frequency_logprobs as frequency_baseline_logprobs  # noqa: F401  (the library's)
 from ..circuits import loss_by_letters_seen, shift_entropy  # noqa: F401  (the library's versions)
 
 
@@ -23,21 +24,6 @@ def observer_table(model: HookedTransformer, dataset) -> Float[Tensor, "observer
     weights = weights / weights.sum()
     stacked = torch.stack([comparison[k].double() for k in ("model", "independent", "bayes")])  # [obs word pos]
     return einops.einsum(stacked, weights, "observer word position, word -> observer position")
-
-
-def frequency_baseline_logprobs(
-    toks: Int[Tensor, "batch seq"], letter_freqs: Float[Tensor, "26"]
-) -> Float[Tensor, "batch seq 26"]:
-    """log p(shift | tokens up to each position) for an observer who believes every plaintext letter is drawn
-    independently from letter_freqs: each letter token t adds log letter_freqs[(t - shift) % 26] to the score of
-    every shift; non-letter tokens (ids >= 26) add nothing; the scores are normalised over the 26 shifts. Returns
-    float64, whatever letter_freqs' dtype."""
-    shifts = torch.arange(26, device=toks.device)
-    plain = (einops.rearrange(toks, "batch seq -> batch seq 1") - shifts) % 26  # [batch seq shift]
-    evidence = letter_freqs.double().to(toks.device).log()[plain]
-    is_letter = einops.rearrange(toks < 26, "batch seq -> batch seq 1")
-    evidence = torch.where(is_letter, evidence, torch.zeros_like(evidence))
-    return torch.cumsum(evidence, dim=1).log_softmax(-1)
 
 
 def baseline_loss_gap(
