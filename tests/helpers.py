@@ -1,4 +1,4 @@
-"""Shared test helpers: assert that a check accepts the reference and rejects a wrong answer."""
+"""Shared test helpers: assert that a check accepts correct answers, rejects wrong ones, and names the mistake."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ from typing import Callable
 
 import pytest
 
-from utils.checks.core import REGISTRY, CheckFailed, check
+from utils.checks.core import REGISTRY, CheckFailed, check, mistake_function
+
+LIKELY = "Likely mistake:"
 
 
 def accepts(name: str, fn: Callable, seeds=(0, 1)) -> None:
+    """The check passes `fn` on every seed (it raises CheckFailed otherwise, so no "Likely mistake" either)."""
     for seed in seeds:
         check(name, fn, seed=seed)
 
@@ -23,6 +26,38 @@ def rejects(name: str, fn: Callable, seed: int = 0, match: str | None = None) ->
     if match:
         assert match in message, message
     return message
+
+
+def mistake_message(name: str, mistake_name: str) -> str:
+    matches = [m for m in REGISTRY[name].mistakes if m.name == mistake_name]
+    assert matches, f"{name} has no catalogued mistake {mistake_name!r}"
+    return matches[0].message
+
+
+def diagnoses(name: str, wrong_fn: Callable, mistake_name: str, seed: int = 0) -> str:
+    """The check rejects `wrong_fn` and its message has the line "Likely mistake: <that mistake's message>"."""
+    message = rejects(name, wrong_fn, seed=seed)
+    expected = f"{LIKELY} {mistake_message(name, mistake_name)}"
+    assert expected in message.splitlines(), f"expected the line {expected!r} in:\n{message}"
+    return message
+
+
+def not_diagnosed(name: str, wrong_fn: Callable, seed: int = 0, match: str | None = None) -> str:
+    """The check rejects `wrong_fn` without naming a catalogued mistake (for wrong answers outside the catalogue)."""
+    message = rejects(name, wrong_fn, seed=seed, match=match)
+    assert LIKELY not in message, message
+    return message
+
+
+def catalogue(lesson: str) -> list[tuple[str, str]]:
+    """(exercise, mistake) for every catalogued mistake of a lesson ("04"), for pytest.mark.parametrize."""
+    return [(ex.name, m.name) for ex in REGISTRY.values() if ex.lesson == lesson for m in ex.mistakes]
+
+
+def catalogued(name: str, mistake_name: str) -> Callable:
+    """The wrong implementation of a catalogued mistake (utils/reference/lessonNN_mistakes.py)."""
+    exercise = REGISTRY[name]
+    return mistake_function(exercise, [m for m in exercise.mistakes if m.name == mistake_name][0])
 
 
 def reference_of(name: str) -> Callable:

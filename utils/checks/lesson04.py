@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..data import CodeBreakingDataset
-from .core import Case, Exercise, Ref, make_test, reference, register
+from .core import Case, Exercise, Mistake, Ref, make_test, reference, register
 
 R = "lesson04"
 
@@ -42,42 +42,96 @@ def _loss_cases(seed: int) -> list[Case]:
     return [
         Case((torch.randn(30, 32, 26, generator=g) * 3, torch.randint(0, 26, (30,), generator=g)), label="random logits"),
         Case((torch.randn(4, 6, 26, generator=g), torch.randint(0, 26, (4,), generator=g)), label="random logits [4, 6, 26]"),
+        Case((torch.randn(3, 32, 26, generator=g, dtype=torch.float64) * 5, torch.tensor([0, 25, 7])),
+             label="float64 logits [3, 32, 26], shifts 0 and 25"),
     ]
 
 
-def _toks(seed: int, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    dataset = CodeBreakingDataset("easy", size=size, seed=seed)
+def _toks(seed: int, size: int = 64, mode: str = "easy") -> tuple[torch.Tensor, torch.Tensor]:
+    dataset = CodeBreakingDataset(mode, size=size, seed=seed)
     return dataset.toks, dataset.labels
 
 
 def _ablation_cases(seed: int) -> list[Case]:
     toks, _ = _toks(seed)
-    return [
-        Case((Ref("model", "easy"), toks, layer, head, method), label=f"head {layer}.{head}, {method} ablation")
+    medium, _ = _toks(seed, 48, "medium")
+    cases = [
+        Case((Ref("model", "easy"), toks, layer, head, method), label=f"easy model, head {layer}.{head}, {method} ablation")
         for layer, head, method in ((0, 1, "mean"), (1, 0, "mean"), (1, 1, "zero"), (0, 0, "zero"))
     ]
+    # the medium model: a function that ignores its `model` argument fails here
+    cases.append(Case((Ref("model", "medium"), medium, 1, 0, "mean"), label="medium model, head 1.0, mean ablation"))
+    cases.append(Case((Ref("model", "medium"), medium[:5, :9], 0, 1, "zero"),
+                      label="medium model, 5 sequences of 9 tokens, head 0.1, zero ablation"))
+    return cases
 
 
 def _loss_change_cases(seed: int) -> list[Case]:
     toks, labels = _toks(seed)
-    return [Case((Ref("model", "easy"), toks, labels, method), label=f"{method} ablation") for method in ("mean", "zero")]
+    medium, medium_labels = _toks(seed, 40, "medium")
+    cases = [Case((Ref("model", "easy"), toks, labels, method), label=f"easy model, {method} ablation") for method in ("mean", "zero")]
+    cases.append(Case((Ref("model", "medium"), medium[:, :13], medium_labels, "zero"), label="medium model, 13 positions, zero ablation"))
+    return cases
 
 
-register(Exercise("dla_correct", "04", reference(R, "dla_correct"), _dla_cases, points=2,
+DLA_MISTAKES = (
+    Mistake("no_mean_subtraction", "the components are not mean-subtracted: look at what you take away before "
+                                   "dividing by scale (the mean over the batch, dim 1)."),
+    Mistake("mean_over_components", "the mean you subtract is over the components (dim 0); the exercise centres "
+                                    "each component over the batch."),
+    Mistake("multiplies_by_scale", "the components are multiplied by `scale`; the final LayerNorm divides by it."),
+    Mistake("no_scale", "`scale` is not used: the final LayerNorm divides every position by its scale."),
+)
+SLOT_MISTAKES = (
+    Mistake("swapped_slots", "your [h, d, k] is the reference's [h, k, d]: the first slot index is the destination's "
+                             "slot, the second the source's."),
+    Mistake("destinations_counted_as_seq_over_4", "you divide by seq // 4 destinations per slot; when seq is not a "
+                                                  "multiple of 4, the slots hold different numbers of positions."),
+    Mistake("summed_over_destinations", "the destinations of a slot are summed, not averaged: each row should sum to 1."),
+    Mistake("mean_over_sources", "the sources of a slot are averaged; the share is the sum of the attention on them."),
+)
+LOSS_MISTAKES = (
+    Mistake("averaged_over_positions", "you average over positions too; keep one loss per position (mean over the "
+                                       "batch only)."),
+    Mistake("raw_logits", "you read the raw logits: turn them into log-probs over the 26 shifts first."),
+    Mistake("probabilities", "you read probabilities (softmax); cross-entropy uses log-probs."),
+    Mistake("no_minus_sign", "the sign is flipped: cross-entropy is minus the log-prob of the correct shift."),
+)
+ABLATION_MISTAKES = (
+    Mistake("mean_over_positions_too", "the mean ablation averages over positions as well; the text asks for the "
+                                       "mean over the batch, separately at each position."),
+    Mistake("whole_layer", "every head of the layer is ablated: change only index `head` of hook_z's head dimension."),
+    Mistake("always_zero", "`method` is ignored: \"mean\" ablation should replace the head's z by its batch mean."),
+    Mistake("layer_and_head_swapped", "layer and head are swapped in the hook name / index."),
+    Mistake("ignores_model", "your function does not use the `model` it is given (it gives the easy model's logits "
+                             "for the medium model): use the argument, not a global variable."),
+)
+LOSS_CHANGE_MISTAKES = (
+    Mistake("flipped_sign", "the sign is flipped: ablated loss minus clean loss (positive when the head helped)."),
+    Mistake("averaged_over_positions", "you average over positions; keep one value per position: [layer head seq]."),
+    Mistake("ignores_method", "`method` is ignored: pass it on to the ablation."),
+    Mistake("ignores_model", "your function does not use the `model` it is given: use the argument (and its "
+                             "n_layers / n_heads), not a global variable."),
+)
+
+register(Exercise("dla_correct", "04", reference(R, "dla_correct"), _dla_cases, points=2, mistakes=DLA_MISTAKES,
                   hint="Subtract each component's mean over the batch (dim 1, keepdim), divide by scale (it "
                        "broadcasts over components), multiply by W_U, then keep each sequence's correct shift with "
                        "eindex(dla, labels, 'comp batch seq [batch]')."))
 register(Exercise("attention_slot_shares", "04", reference(R, "attention_slot_shares"), _slot_cases, points=2,
+                  mistakes=SLOT_MISTAKES,
                   hint="slot = position % 4. For each destination slot d, take the rows of pattern at those "
                        "destinations, sum the columns in source slot k, then average over batch and those rows."))
-register(Exercise("loss_per_position", "04", reference(R, "loss_per_position"), _loss_cases,
+register(Exercise("loss_per_position", "04", reference(R, "loss_per_position"), _loss_cases, mistakes=LOSS_MISTAKES,
                   hint="log_softmax the logits, pick the correct shift with eindex, negate and average over the batch "
                        "only (keep the seq dimension)."))
 register(Exercise("ablated_logits", "04", reference(R, "ablated_logits"), _ablation_cases, points=2,
+                  mistakes=ABLATION_MISTAKES,
                   hint="Hook f'blocks.{layer}.attn.hook_z' (shape [batch seq head d_head]) and change only index "
                        "`head` of dim 2: zeros, or its mean over the batch dim (keepdim) so each position keeps its "
                        "own mean. Return model.run_with_hooks(toks, fwd_hooks=[(name, hook)])."))
 register(Exercise("ablation_loss_change", "04", reference(R, "ablation_loss_change"), _loss_change_cases,
+                  mistakes=LOSS_CHANGE_MISTAKES,
                   hint="out[layer, head] = loss_per_position(ablated logits) - loss_per_position(clean logits); "
                        "positive means the head was helping."))
 

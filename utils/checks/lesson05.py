@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .core import Case, Exercise, make_test, reference, register
+from .core import Case, Exercise, Mistake, make_test, reference, register
 
 R = "lesson05"
 
@@ -75,31 +75,74 @@ def _key_scale_cases(seed: int) -> list[Case]:
 def _posterior_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed)
     cases = []
-    for vocab, n_words in ((30, 1), (30, 4), (12, 2)):
+    for vocab, n_words, dtype in ((30, 1, torch.float64), (30, 4, torch.float64), (12, 2, torch.float64), (20, 3, torch.float32)):
         word_toks = torch.randint(0, 26, (vocab, 3), generator=g)
         word_toks[1] = (word_toks[0] + 13) % 26  # a pair of rotation twins, like "one" / "bar"
         word_toks[2] = (word_toks[3] + int(torch.randint(1, 26, (), generator=g))) % 26  # and another pair
-        word_probs = torch.rand(vocab, generator=g, dtype=torch.float64) + 0.05
+        word_probs = (torch.rand(vocab, generator=g, dtype=torch.float64) + 0.05).to(dtype)
         word_probs = word_probs / word_probs.sum()
         picked = torch.randint(0, vocab, (n_words,), generator=g)
         picked[0] = int(torch.randint(0, 4, (), generator=g))  # the first word has a twin
         shift = int(torch.randint(0, 26, (), generator=g))
         encoded = (word_toks[picked] + shift) % 26
-        label = f"{n_words} encoded word(s), a table of {vocab} random words"
+        label = f"{n_words} encoded word(s), a table of {vocab} random words, {dtype} word_probs"
         cases.append(Case((encoded, word_toks, word_probs), label=label))
     return cases
 
 
+OV_MISTAKES = (
+    Mistake("no_ln_scale", "`ln_scale` is not used: the head's LayerNorm divides resid by it before the OV circuit."),
+    Mistake("no_final_scale", "`final_scale` is not used: the final LayerNorm divides the head's output by it."),
+    Mistake("transposed_W_OV", "W_OV is applied transposed: in TransformerLens a row vector is multiplied on the "
+                               "left (x @ W_OV, d_model in -> d_model out)."),
+    Mistake("max_logit", "you take the largest logit over the shifts; the exercise asks for the logit of the "
+                         "correct shift labels[b]."),
+)
+QK_MISTAKES = (
+    Mistake("no_mask", "sources later than the destination are not masked before the softmax."),
+    Mistake("no_scaling", "the scores are not scaled by 1 / sqrt(d_head)."),
+    Mistake("divides_by_d_head", "the scores are divided by d_head; attention divides by its square root."),
+    Mistake("no_biases", "the biases b_Q and b_K are missing from the queries and keys."),
+    Mistake("softmax_over_destinations", "the softmax runs over destinations (dim -2); each destination's attention "
+                                         "is a distribution over sources (the last dim)."),
+)
+KCOMP_MISTAKES = (
+    Mistake("no_scale", "`scale0` is not used: layer 0's LayerNorm divides W_pos[src] by scale0[src]."),
+    Mistake("multiplies_by_scale", "W_pos is multiplied by scale0; LayerNorm divides by it."),
+    Mistake("transposed_pattern", "the pattern is read transposed: pattern0[h, dest, src] weights source src for "
+                                  "destination dest."),
+    Mistake("ignores_pattern", "every position only reads itself: mix the sources with pattern0 (the write-up's "
+                               "shortcut is not what the exercise asks)."),
+    Mistake("mean_over_heads", "the heads are averaged; their outputs add up in the residual stream (sum them)."),
+)
+KEY_SCALE_MISTAKES = (
+    Mistake("scales_queries_too", "the queries are divided by key_scale too; only the keys use key_scale."),
+    Mistake("ignores_key_scale", "`key_scale` is not used: the keys are made from resid / key_scale."),
+    Mistake("swapped_scales", "scale and key_scale are swapped: queries use resid / scale, keys resid / key_scale."),
+    Mistake("no_mask", "sources later than the destination are not masked before the softmax."),
+)
+POSTERIOR_MISTAKES = (
+    Mistake("sums_over_words", "the words' likelihoods are added; independent words multiply."),
+    Mistake("rotates_forward", "the words are rotated forward by s; decoding rotates them back ((toks - s) % 26)."),
+    Mistake("ignores_word_frequencies", "every word of the table counts the same: weight it by word_probs."),
+    Mistake("unnormalised", "the posterior is not normalised over the 26 shifts."),
+    Mistake("float32", "the result is float32: build the word matches in word_probs' dtype (float64 here)."),
+)
+
 register(Exercise("ov_correct_logits", "05", reference(R, "ov_correct_logits"), _ov_cases, points=2,
+                  mistakes=OV_MISTAKES,
                   hint="Divide resid by ln_scale, apply each head's W_OV, divide by final_scale, multiply by W_U, then "
                        "index the shift labels[b] for every sequence b (eindex 'head batch seq [batch]')."))
 register(Exercise("qk_pattern", "05", reference(R, "qk_pattern"), _qk_cases, points=2,
+                  mistakes=QK_MISTAKES,
                   hint="Add the biases b_Q / b_K after the matrix products, divide scores by sqrt(d_head), mask "
                        "sources later than the destination with -inf before the softmax over sources."))
 register(Exercise("kcomp_positional_output", "05", reference(R, "kcomp_positional_output"), _kcomp_cases,
+                  mistakes=KCOMP_MISTAKES,
                   hint="Divide W_pos row s by scale0[s] before the OV circuit; then mix the rows with each head's "
                        "pattern (destination rows, source columns) and sum over heads."))
 register(Exercise("qk_pattern_key_scale", "05", reference(R, "qk_pattern_key_scale"), _key_scale_cases,
+                  mistakes=KEY_SCALE_MISTAKES,
                   hint="Queries use resid / scale, keys use resid / key_scale; otherwise it is an ordinary causal "
                        "attention pattern (biases, 1 / sqrt(d_head), mask, softmax), computed per sequence."))
 
@@ -107,6 +150,7 @@ test_ov_correct_logits = make_test("ov_correct_logits")
 test_qk_pattern = make_test("qk_pattern")
 test_kcomp_positional_output = make_test("kcomp_positional_output")
 register(Exercise("words_shift_posterior", "05", reference(R, "words_shift_posterior"), _posterior_cases,
+                  mistakes=POSTERIOR_MISTAKES,
                   hint="For every shift s, rotate the encoded words back by s ((toks - s) % 26), look up the "
                        "probability of each result in the table (0 if it is not a word), multiply over the words, "
                        "then normalise over the 26 shifts."))

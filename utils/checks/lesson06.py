@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .core import Case, Exercise, Ref, make_test, reference, register
+from .core import Case, Exercise, Mistake, Ref, make_test, reference, register
 
 R = "lesson06"
 
@@ -29,6 +29,8 @@ def _baseline_cases(seed: int) -> list[Case]:
         toks = torch.randint(0, vocab, (batch, seq), generator=g)
         toks[0, :2] = torch.tensor([27, 26])  # a sequence that opens with non-letters
         cases.append(Case((toks, _random_freqs(g)), label=f"random tokens [{batch}, {seq}] (ids < {vocab}), random letter frequencies"))
+    toks = torch.randint(0, 36, (4, 12), generator=g)
+    cases.append(Case((toks, _random_freqs(g).float()), label="random tokens [4, 12], float32 letter frequencies"))
     return cases
 
 
@@ -52,6 +54,7 @@ def _entropy_cases(seed: int) -> list[Case]:
         Case((torch.full((26,), -torch.log(torch.tensor(26.0))),), label="uniform over 26 shifts (log2(26) bits)"),
         Case((sharp.log_softmax(-1),), label="a certain shift (0 bits)"),
         Case(((torch.randn(4, 26, generator=g) * 8).log_softmax(-1).double(),), label="peaked float64 log-probs [4, 26]"),
+        Case(((torch.randn(2, 3, 5, 26, generator=g) * 2).log_softmax(-1),), label="log-probs of shape [2, 3, 5, 26]"),
     ]
 
 
@@ -78,24 +81,74 @@ def _nonletter_cases(seed: int) -> list[Case]:
     return cases
 
 
+OBSERVER_MISTAKES = (
+    Mistake("unweighted_mean", "every word counts the same: weight each word by its frequency (dataset.words_freq)."),
+    Mistake("transposed", "rows and columns are swapped: rows are the observers, columns the positions."),
+    Mistake("float32", "the table is float32: the text asks for float64."),
+    Mistake("ignores_model", "your function does not use the `model` it is given (it gives the easy model's figures "
+                             "for the medium model): use the argument, not a global variable."),
+)
+BASELINE_MISTAKES = (
+    Mistake("punctuation_as_letters", "non-letter tokens (ids >= 26) add evidence; they carry none."),
+    Mistake("shifts_the_wrong_way", "letters are decoded as (t + s) % 26; under shift s, token t decodes to (t - s) % 26."),
+    Mistake("only_the_current_letter", "each position uses only its own letter: the evidence accumulates along the "
+                                       "sequence."),
+    Mistake("not_normalised", "the scores are not normalised over the 26 shifts (they are not log-probs yet)."),
+    Mistake("input_dtype", "the result has letter_freqs' dtype; the text asks for float64 whatever that dtype."),
+)
+GAP_MISTAKES = (
+    Mistake("model_minus_baseline", "the sign is flipped: baseline cross-entropy minus the model's (positive where the "
+                                    "model does better)."),
+    Mistake("probabilities", "you compare probabilities; cross-entropy uses the log-probs."),
+    Mistake("float32", "the result is float32: compute and return float64."),
+    Mistake("averaged_over_positions", "you average over positions too; keep one value per position."),
+)
+ENTROPY_MISTAKES = (
+    Mistake("nats", "the entropy is in nats: the text asks for bits (log base 2)."),
+    Mistake("nan_on_certain_shift", "a shift with probability 0 gives NaN (0 * -inf): make it contribute 0."),
+    Mistake("no_minus_sign", "the sign is flipped: entropy is minus the sum of p log p."),
+    Mistake("always_float32", "float64 log-probs give a float32 entropy: keep the input's dtype."),
+)
+LETTERS_MISTAKES = (
+    Mistake("counts_before_the_position", "the letter count leaves out the current position; it is the count up to "
+                                          "and including it."),
+    Mistake("position_instead_of_letters", "every position lands in one bucket: count letters (ids < 26) along the "
+                                           "sequence."),
+    Mistake("mean_logprob", "the sign is flipped: the loss is minus the log-prob."),
+    Mistake("overflow_dropped", "counts above max_letters are dropped; they go into the last bucket."),
+    Mistake("empty_bucket_zero", "an empty bucket is 0; the text asks for NaN."),
+)
+NONLETTER_MISTAKES = (
+    Mistake("destination_mask", "you mark the destinations that are non-letters; the share is over the *source* tokens."),
+    Mistake("mean_over_sources", "the attention on the marked sources is averaged; the share is their sum."),
+    Mistake("space_only", "only spaces are counted: every id >= 26 (newline, punctuation) is a non-letter."),
+    Mistake("letters", "you count the attention on letters (ids < 26); the share is on non-letters."),
+)
+
 register(Exercise("observer_table", "06", reference(R, "observer_table"), _observer_cases,
+                  mistakes=OBSERVER_MISTAKES,
                   hint="utils.analysis.position_comparison(model, dataset) gives per-word p(correct) for each observer; "
                        "average each over words weighted by comparison['weights'] (normalised to sum 1). Rows: model, "
                        "independent, bayes; columns: positions 0, 1, 2."))
 register(Exercise("frequency_baseline_logprobs", "06", reference(R, "frequency_baseline_logprobs"), _baseline_cases,
+                  mistakes=BASELINE_MISTAKES,
                   points=2,
                   hint="Under shift s, encoded letter t decodes to (t - s) % 26. Sum log letter_freqs of the decoded "
                        "letters along the sequence (torch.cumsum), counting 0 for tokens >= 26, then log_softmax over "
                        "the 26 shifts. Return float64 (take the log of letter_freqs.double())."))
 register(Exercise("baseline_loss_gap", "06", reference(R, "baseline_loss_gap"), _gap_cases,
+                  mistakes=GAP_MISTAKES,
                   hint="Read each tensor's log-prob of the correct shift (eindex or gather), then average "
                        "(model - baseline) over the batch: baseline CE minus model CE, in float64."))
 register(Exercise("shift_entropy", "06", reference(R, "shift_entropy"), _entropy_cases,
+                  mistakes=ENTROPY_MISTAKES,
                   hint="Entropy in bits is -sum p log2 p over the last dimension; a shift with p = 0 adds 0 (not NaN)."))
 register(Exercise("loss_by_letters_seen", "06", reference(R, "loss_by_letters_seen"), _letters_cases, points=2,
+                  mistakes=LETTERS_MISTAKES,
                   hint="Count letters with a cumulative sum of (toks < 26) along the sequence, including the current "
                        "position; clamp at max_letters; average -logprobs_correct in each bucket (NaN if empty)."))
 register(Exercise("nonletter_attention_share", "06", reference(R, "nonletter_attention_share"), _nonletter_cases,
+                  mistakes=NONLETTER_MISTAKES,
                   hint="Mark the non-letter tokens (toks >= 26) of each sequence as sources, sum each destination's "
                        "attention over the marked sources, then average over batch and destinations."))
 

@@ -1,0 +1,147 @@
+"""Plausible wrong answers to the lesson-04 exercises, one function `<exercise>__<mistake>` per catalogued
+`Mistake` (utils/checks/lesson04.py). The checks run them to name a learner's mistake; tests/ runs them to show
+that each is rejected and named. Never shipped to a learner's sandbox."""
+
+from __future__ import annotations
+
+import functools
+
+import einops
+import torch
+from eindex import eindex
+
+from ..analysis import ablated_logits, ablation_loss_change, loss_per_position
+
+
+@functools.lru_cache(maxsize=1)
+def _easy_model():
+    from ..model import load_model
+
+    return load_model("easy", device="cpu")
+
+
+# dla_correct(components, scale, W_U, labels)
+
+
+def _project(x, W_U, labels):
+    return eindex(x @ W_U, labels, "comp batch seq [batch]")
+
+
+def dla_correct__no_mean_subtraction(components, scale, W_U, labels):
+    return _project(components / scale, W_U, labels)
+
+
+def dla_correct__mean_over_components(components, scale, W_U, labels):
+    return _project((components - components.mean(0, keepdim=True)) / scale, W_U, labels)
+
+
+def dla_correct__multiplies_by_scale(components, scale, W_U, labels):
+    return _project((components - components.mean(1, keepdim=True)) * scale, W_U, labels)
+
+
+def dla_correct__no_scale(components, scale, W_U, labels):
+    return _project(components - components.mean(1, keepdim=True), W_U, labels)
+
+
+# attention_slot_shares(pattern)
+
+
+def _slot_sums(pattern):
+    onehot = torch.nn.functional.one_hot(torch.arange(pattern.shape[-1]) % 4, 4).to(pattern.dtype)
+    return einops.einsum(pattern, onehot, onehot, "b h dest src, src k, dest d -> h d k"), onehot
+
+
+def attention_slot_shares__swapped_slots(pattern):
+    summed, onehot = _slot_sums(pattern)
+    return (summed / (onehot.sum(0) * pattern.shape[0]).view(1, 4, 1)).transpose(-1, -2).float()
+
+
+def attention_slot_shares__destinations_counted_as_seq_over_4(pattern):
+    summed, _ = _slot_sums(pattern)
+    return (summed / (pattern.shape[0] * (pattern.shape[-1] // 4))).float()
+
+
+def attention_slot_shares__summed_over_destinations(pattern):
+    summed, _ = _slot_sums(pattern)
+    return (summed / pattern.shape[0]).float()
+
+
+def attention_slot_shares__mean_over_sources(pattern):
+    onehot = torch.nn.functional.one_hot(torch.arange(pattern.shape[-1]) % 4, 4).to(pattern.dtype)
+    by_src = einops.einsum(pattern, onehot, "b h dest src, src k -> b h dest k") / onehot.sum(0)
+    summed = einops.einsum(by_src, onehot, "b h dest k, dest d -> h d k")
+    return (summed / (onehot.sum(0) * pattern.shape[0]).view(1, 4, 1)).float()
+
+
+# loss_per_position(logits, labels)
+
+
+def loss_per_position__averaged_over_positions(logits, labels):
+    return loss_per_position(logits, labels).mean()
+
+
+def loss_per_position__raw_logits(logits, labels):
+    return -eindex(logits, labels, "batch seq [batch]").mean(0)
+
+
+def loss_per_position__probabilities(logits, labels):
+    return -eindex(logits.softmax(-1), labels, "batch seq [batch]").mean(0)
+
+
+def loss_per_position__no_minus_sign(logits, labels):
+    return -loss_per_position(logits, labels)
+
+
+# ablated_logits(model, toks, layer, head, method)
+
+
+def _run_with(model, toks, layer, hook):
+    with torch.inference_mode():
+        return model.run_with_hooks(toks, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", hook)])
+
+
+def ablated_logits__mean_over_positions_too(model, toks, layer, head, method="mean"):
+    def hook(z, hook):
+        z = z.clone()
+        z[:, :, head] = 0.0 if method == "zero" else z[:, :, head].mean((0, 1), keepdim=True)
+        return z
+
+    return _run_with(model, toks, layer, hook)
+
+
+def ablated_logits__whole_layer(model, toks, layer, head, method="mean"):
+    def hook(z, hook):
+        return torch.zeros_like(z) if method == "zero" else z.mean(0, keepdim=True).expand_as(z)
+
+    return _run_with(model, toks, layer, hook)
+
+
+def ablated_logits__always_zero(model, toks, layer, head, method="mean"):
+    return ablated_logits(model, toks, layer, head, "zero")
+
+
+def ablated_logits__layer_and_head_swapped(model, toks, layer, head, method="mean"):
+    return ablated_logits(model, toks, head, layer, method)
+
+
+def ablated_logits__ignores_model(model, toks, layer, head, method="mean"):
+    return ablated_logits(_easy_model(), toks, layer, head, method)
+
+
+# ablation_loss_change(model, toks, labels, method)
+
+
+def ablation_loss_change__flipped_sign(model, toks, labels, method="mean"):
+    return -ablation_loss_change(model, toks, labels, method)
+
+
+def ablation_loss_change__averaged_over_positions(model, toks, labels, method="mean"):
+    return ablation_loss_change(model, toks, labels, method).mean(-1)
+
+
+def ablation_loss_change__ignores_method(model, toks, labels, method="mean"):
+    return ablation_loss_change(model, toks, labels, "mean")
+
+
+def ablation_loss_change__ignores_model(model, toks, labels, method="mean"):
+    return ablation_loss_change(_easy_model(), toks, labels, method)

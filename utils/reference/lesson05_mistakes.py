@@ -1,0 +1,143 @@
+"""Plausible wrong answers to the lesson-05 exercises, one function `<exercise>__<mistake>` per catalogued
+`Mistake` (utils/checks/lesson05.py). The checks run them to name a learner's mistake; tests/ runs them to show
+that each is rejected and named. Never shipped to a learner's sandbox."""
+
+from __future__ import annotations
+
+import einops
+import torch
+
+from ..circuits import kcomp_positional_output, ov_correct_logits, qk_pattern, qk_pattern_key_scale
+
+
+# ov_correct_logits(resid, ln_scale, W_OV, W_U, final_scale, labels)
+
+
+def ov_correct_logits__no_ln_scale(resid, ln_scale, W_OV, W_U, final_scale, labels):
+    return ov_correct_logits(resid, torch.ones_like(ln_scale), W_OV, W_U, final_scale, labels)
+
+
+def ov_correct_logits__no_final_scale(resid, ln_scale, W_OV, W_U, final_scale, labels):
+    return ov_correct_logits(resid, ln_scale, W_OV, W_U, 1.0, labels)
+
+
+def ov_correct_logits__transposed_W_OV(resid, ln_scale, W_OV, W_U, final_scale, labels):
+    return ov_correct_logits(resid, ln_scale, W_OV.transpose(-1, -2), W_U, final_scale, labels)
+
+
+def ov_correct_logits__max_logit(resid, ln_scale, W_OV, W_U, final_scale, labels):
+    out = einops.einsum(resid / ln_scale, W_OV, "b p d, h d e -> h b p e") / final_scale @ W_U
+    return out.max(-1).values
+
+
+# qk_pattern(q_resid, k_resid, W_Q, b_Q, W_K, b_K)
+
+
+def _scores(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+    q = einops.einsum(q_resid, W_Q, "q d, h d e -> h q e") + b_Q[:, None]
+    k = einops.einsum(k_resid, W_K, "k d, h d e -> h k e") + b_K[:, None]
+    return einops.einsum(q, k, "h q e, h k e -> h q k")
+
+
+def _mask(scores):
+    causal = torch.ones(scores.shape[-2:], dtype=torch.bool).tril()
+    return scores.masked_fill(~causal, float("-inf"))
+
+
+def qk_pattern__no_mask(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+    return (_scores(q_resid, k_resid, W_Q, b_Q, W_K, b_K) / W_Q.shape[-1] ** 0.5).softmax(-1)
+
+
+def qk_pattern__no_scaling(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+    return _mask(_scores(q_resid, k_resid, W_Q, b_Q, W_K, b_K)).softmax(-1)
+
+
+def qk_pattern__divides_by_d_head(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+    return _mask(_scores(q_resid, k_resid, W_Q, b_Q, W_K, b_K) / W_Q.shape[-1]).softmax(-1)
+
+
+def qk_pattern__no_biases(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+    return qk_pattern(q_resid, k_resid, W_Q, 0 * b_Q, W_K, 0 * b_K)
+
+
+def qk_pattern__softmax_over_destinations(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+    scores = _mask(_scores(q_resid, k_resid, W_Q, b_Q, W_K, b_K) / W_Q.shape[-1] ** 0.5)
+    return scores.softmax(-2).nan_to_num()
+
+
+# kcomp_positional_output(W_pos, scale0, W_OV0, pattern0)
+
+
+def kcomp_positional_output__no_scale(W_pos, scale0, W_OV0, pattern0):
+    return kcomp_positional_output(W_pos, torch.ones_like(scale0), W_OV0, pattern0)
+
+
+def kcomp_positional_output__multiplies_by_scale(W_pos, scale0, W_OV0, pattern0):
+    return kcomp_positional_output(W_pos, 1 / scale0, W_OV0, pattern0)
+
+
+def kcomp_positional_output__transposed_pattern(W_pos, scale0, W_OV0, pattern0):
+    return kcomp_positional_output(W_pos, scale0, W_OV0, pattern0.transpose(-1, -2))
+
+
+def kcomp_positional_output__ignores_pattern(W_pos, scale0, W_OV0, pattern0):
+    return kcomp_positional_output(W_pos, scale0, W_OV0, torch.eye(pattern0.shape[-1]).expand_as(pattern0))
+
+
+def kcomp_positional_output__mean_over_heads(W_pos, scale0, W_OV0, pattern0):
+    return kcomp_positional_output(W_pos, scale0, W_OV0, pattern0) / W_OV0.shape[0]
+
+
+# qk_pattern_key_scale(resid, scale, key_scale, W_Q, b_Q, W_K, b_K)
+
+
+def qk_pattern_key_scale__scales_queries_too(resid, scale, key_scale, *weights):
+    return qk_pattern_key_scale(resid, key_scale, key_scale, *weights)
+
+
+def qk_pattern_key_scale__ignores_key_scale(resid, scale, key_scale, *weights):
+    return qk_pattern_key_scale(resid, scale, scale, *weights)
+
+
+def qk_pattern_key_scale__swapped_scales(resid, scale, key_scale, *weights):
+    return qk_pattern_key_scale(resid, key_scale, scale, *weights)
+
+
+def qk_pattern_key_scale__no_mask(resid, scale, key_scale, W_Q, b_Q, W_K, b_K):
+    q = einops.einsum(resid / scale, W_Q, "b s d, h d e -> b h s e") + b_Q[:, None]
+    k = einops.einsum(resid / key_scale, W_K, "b s d, h d e -> b h s e") + b_K[:, None]
+    return (einops.einsum(q, k, "b h q e, b h k e -> b h q k") / W_Q.shape[-1] ** 0.5).softmax(-1)
+
+
+# words_shift_posterior(encoded_words, word_toks, word_probs)
+
+
+def _word_likelihoods(encoded, word_toks, word_probs, sign=-1):
+    """[shift n_words]: probability of each encoded word rotated by sign * shift."""
+    plain = (encoded.unsqueeze(0) + sign * torch.arange(26).view(26, 1, 1)) % 26
+    match = (plain.unsqueeze(2) == word_toks.view(1, 1, *word_toks.shape)).all(-1)
+    return match.to(word_probs.dtype) @ word_probs
+
+
+def _normalised(x):
+    return x / x.sum()
+
+
+def words_shift_posterior__sums_over_words(encoded_words, word_toks, word_probs):
+    return _normalised(_word_likelihoods(encoded_words, word_toks, word_probs).sum(-1))
+
+
+def words_shift_posterior__rotates_forward(encoded_words, word_toks, word_probs):
+    return _normalised(_word_likelihoods(encoded_words, word_toks, word_probs, sign=+1).prod(-1))
+
+
+def words_shift_posterior__ignores_word_frequencies(encoded_words, word_toks, word_probs):
+    return _normalised(_word_likelihoods(encoded_words, word_toks, torch.ones_like(word_probs)).prod(-1))
+
+
+def words_shift_posterior__unnormalised(encoded_words, word_toks, word_probs):
+    return _word_likelihoods(encoded_words, word_toks, word_probs).prod(-1)
+
+
+def words_shift_posterior__float32(encoded_words, word_toks, word_probs):
+    return _normalised(_word_likelihoods(encoded_words, word_toks, word_probs.float()).prod(-1))

@@ -1,0 +1,161 @@
+"""Plausible wrong answers to the lesson-06 exercises, one function `<exercise>__<mistake>` per catalogued
+`Mistake` (utils/checks/lesson06.py). The checks run them to name a learner's mistake; tests/ runs them to show
+that each is rejected and named. Never shipped to a learner's sandbox."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+from eindex import eindex
+
+from ..analysis import position_comparison
+from ..circuits import loss_by_letters_seen, shift_entropy
+from .lesson06 import baseline_loss_gap, frequency_baseline_logprobs, observer_table
+
+OBSERVERS = ("model", "independent", "bayes")
+
+
+@functools.lru_cache(maxsize=1)
+def _easy_model():
+    from ..model import load_model
+
+    return load_model("easy", device="cpu")
+
+
+# observer_table(model, dataset)
+
+
+def observer_table__unweighted_mean(model, dataset):
+    comparison = position_comparison(model, dataset)
+    return torch.stack([comparison[k].double().mean(0) for k in OBSERVERS])
+
+
+def observer_table__transposed(model, dataset):
+    return observer_table(model, dataset).T
+
+
+def observer_table__float32(model, dataset):
+    return observer_table(model, dataset).float()
+
+
+def observer_table__ignores_model(model, dataset):
+    return observer_table(_easy_model(), dataset)
+
+
+# frequency_baseline_logprobs(toks, letter_freqs)
+
+
+def _evidence(toks, letter_freqs, sign=-1, letters_only=True):
+    plain = (toks.unsqueeze(-1) + sign * torch.arange(26)) % 26
+    evidence = letter_freqs.double().log()[plain]
+    return torch.where((toks < 26).unsqueeze(-1), evidence, 0.0) if letters_only else evidence
+
+
+def frequency_baseline_logprobs__punctuation_as_letters(toks, letter_freqs):
+    return torch.cumsum(_evidence(toks, letter_freqs, letters_only=False), dim=1).log_softmax(-1)
+
+
+def frequency_baseline_logprobs__shifts_the_wrong_way(toks, letter_freqs):
+    return torch.cumsum(_evidence(toks, letter_freqs, sign=+1), dim=1).log_softmax(-1)
+
+
+def frequency_baseline_logprobs__only_the_current_letter(toks, letter_freqs):
+    return _evidence(toks, letter_freqs).log_softmax(-1)
+
+
+def frequency_baseline_logprobs__not_normalised(toks, letter_freqs):
+    return torch.cumsum(_evidence(toks, letter_freqs), dim=1)
+
+
+def frequency_baseline_logprobs__input_dtype(toks, letter_freqs):
+    return frequency_baseline_logprobs(toks, letter_freqs).to(letter_freqs.dtype)
+
+
+# baseline_loss_gap(model_logprobs, baseline_logprobs, labels)
+
+
+def baseline_loss_gap__model_minus_baseline(model_logprobs, baseline_logprobs, labels):
+    return -baseline_loss_gap(model_logprobs, baseline_logprobs, labels)
+
+
+def baseline_loss_gap__probabilities(model_logprobs, baseline_logprobs, labels):
+    m = eindex(model_logprobs.double().exp(), labels, "batch seq [batch]")
+    b = eindex(baseline_logprobs.double().exp(), labels, "batch seq [batch]")
+    return (m - b).mean(0)
+
+
+def baseline_loss_gap__float32(model_logprobs, baseline_logprobs, labels):
+    return baseline_loss_gap(model_logprobs, baseline_logprobs, labels).float()
+
+
+def baseline_loss_gap__averaged_over_positions(model_logprobs, baseline_logprobs, labels):
+    return baseline_loss_gap(model_logprobs, baseline_logprobs, labels).mean()
+
+
+# shift_entropy(logprobs)
+
+
+def shift_entropy__nats(logprobs):
+    return shift_entropy(logprobs) * math.log(2)
+
+
+def shift_entropy__nan_on_certain_shift(logprobs):
+    return -(logprobs.exp() * logprobs).sum(-1) / math.log(2)
+
+
+def shift_entropy__no_minus_sign(logprobs):
+    return -shift_entropy(logprobs)
+
+
+def shift_entropy__always_float32(logprobs):
+    return shift_entropy(logprobs.float())
+
+
+# loss_by_letters_seen(logprobs_correct, toks, max_letters=26)
+
+
+def loss_by_letters_seen__counts_before_the_position(logprobs_correct, toks, max_letters=26):
+    shifted = torch.cat([torch.full_like(toks[:, :1], 26), toks[:, :-1]], dim=1)
+    return loss_by_letters_seen(logprobs_correct, shifted, max_letters)
+
+
+def loss_by_letters_seen__position_instead_of_letters(logprobs_correct, toks, max_letters=26):
+    return loss_by_letters_seen(logprobs_correct, torch.zeros_like(toks), max_letters)
+
+
+def loss_by_letters_seen__mean_logprob(logprobs_correct, toks, max_letters=26):
+    return -loss_by_letters_seen(logprobs_correct, toks, max_letters)
+
+
+def loss_by_letters_seen__overflow_dropped(logprobs_correct, toks, max_letters=26):
+    n = torch.cumsum((toks < 26).long(), dim=1).flatten()
+    loss = -logprobs_correct.flatten().double()
+    keep = n <= max_letters
+    total = torch.zeros(max_letters + 1, dtype=torch.float64).index_add_(0, n[keep], loss[keep])
+    count = torch.zeros(max_letters + 1, dtype=torch.float64).index_add_(0, n[keep], torch.ones_like(loss[keep]))
+    return total / count
+
+
+def loss_by_letters_seen__empty_bucket_zero(logprobs_correct, toks, max_letters=26):
+    return loss_by_letters_seen(logprobs_correct, toks, max_letters).nan_to_num(0.0)
+
+
+# nonletter_attention_share(pattern, toks)
+
+
+def nonletter_attention_share__destination_mask(pattern, toks):
+    return (pattern.sum(-1) * (toks >= 26).unsqueeze(1)).mean((0, 2))
+
+
+def nonletter_attention_share__mean_over_sources(pattern, toks):
+    return (pattern * (toks >= 26)[:, None, None, :]).mean(-1).mean((0, 2))
+
+
+def nonletter_attention_share__space_only(pattern, toks):
+    return (pattern * (toks == 27)[:, None, None, :]).sum(-1).mean((0, 2))
+
+
+def nonletter_attention_share__letters(pattern, toks):
+    return (pattern * (toks < 26)[:, None, None, :]).sum(-1).mean((0, 2))
