@@ -135,9 +135,10 @@ def _module_hooks(module: torch.nn.Module) -> dict[str, int]:
     """Number of hooks attached to each submodule (PyTorch hooks, and TransformerLens HookPoint lists)."""
     counts = {}
     for name, sub in module.named_modules():
-        n = sum(len(getattr(sub, attr, None) or {}) for attr in (
-            "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"))
-        n += len(getattr(sub, "fwd_hooks", None) or []) + len(getattr(sub, "bwd_hooks", None) or [])
+        size = lambda attr: len(getattr(sub, attr, None) or ())  # noqa: E731
+        # a TransformerLens hook sits in both HookPoint.fwd_hooks and the module's _forward_hooks: count it once
+        n = max(size("_forward_hooks"), size("fwd_hooks")) + max(size("_backward_hooks"), size("bwd_hooks"))
+        n += size("_forward_pre_hooks") + size("_backward_pre_hooks")
         if n:
             counts[name or "model"] = n
     return counts
