@@ -62,3 +62,19 @@ def catalogued(name: str, mistake_name: str) -> Callable:
 
 def reference_of(name: str) -> Callable:
     return REGISTRY[name].reference
+
+
+def writes_into(fn: Callable, arg: int) -> Callable:
+    """`fn`, but afterwards it also changes its positional argument `arg` in place (a tensor, or a dataset's toks):
+    the output stays right, so only the in-place check can reject it."""
+
+    def mutant(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        target = args[arg].toks if hasattr(args[arg], "toks") else args[arg]
+        if target.dtype.is_floating_point:
+            target.mul_(1.5).add_(0.25)
+        else:
+            target.add_(1)
+        return out
+
+    return mutant
