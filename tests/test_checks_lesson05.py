@@ -1,10 +1,11 @@
-"""Every lesson-05 check accepts the reference and rejects plausible wrong answers."""
+"""Every lesson-05 check accepts correct answers, rejects plausible wrong ones (naming the catalogued mistakes)
+and in-place changes of its inputs."""
 
 import einops
 import pytest
 import torch
 
-from helpers import accepts, reference_of, rejects
+from helpers import accepts, catalogue, catalogued, diagnoses, not_diagnosed, reference_of, rejects, writes_into
 from utils import circuits
 
 NAMES = ["ov_correct_logits", "qk_pattern", "kcomp_positional_output", "qk_pattern_key_scale", "words_shift_posterior"]
@@ -23,107 +24,70 @@ def test_library_versions_match_the_references():
     accepts("qk_pattern_key_scale", circuits.qk_pattern_key_scale)
 
 
-def test_ov_rejects_no_ln_scale():
-    ref = reference_of("ov_correct_logits")
-    rejects("ov_correct_logits", lambda r, s, W_OV, W_U, f, y: ref(r, torch.ones_like(s), W_OV, W_U, f, y))
+@pytest.mark.parametrize("name, mistake", catalogue("05"))
+def test_catalogued_mistake_is_rejected_and_named(name, mistake):
+    diagnoses(name, catalogued(name, mistake), mistake)
 
 
-def test_ov_rejects_no_final_scale():
-    ref = reference_of("ov_correct_logits")
-    rejects("ov_correct_logits", lambda r, s, W_OV, W_U, f, y: ref(r, s, W_OV, W_U, 1.0, y))
+# Correct answers written differently
 
 
-def test_ov_rejects_max_logit_instead_of_correct():
-    def wrong(r, s, W_OV, W_U, f, y):
-        out = einops.einsum(r / s, W_OV, "b p d, h d e -> h b p e") / f @ W_U
-        return out.max(-1).values
+def test_ov_accepts_projecting_on_the_label_column_first():
+    def ov(resid, ln_scale, W_OV, W_U, final_scale, labels):
+        directions = W_U[:, labels] / final_scale  # [d_model batch]
+        moved = einops.einsum(resid / ln_scale, W_OV, "b p d, h d e -> h b p e")
+        return einops.einsum(moved, directions, "h b p e, e b -> h b p")
 
-    rejects("ov_correct_logits", wrong)
-
-
-def test_ov_rejects_transposed_W_OV():
-    ref = reference_of("ov_correct_logits")
-    rejects("ov_correct_logits", lambda r, s, W_OV, W_U, f, y: ref(r, s, W_OV.transpose(-1, -2), W_U, f, y))
+    accepts("ov_correct_logits", ov)
 
 
-def test_qk_rejects_no_mask():
-    def wrong(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
-        q = einops.einsum(q_resid, W_Q, "q d, h d e -> h q e") + b_Q[:, None]
-        k = einops.einsum(k_resid, W_K, "k d, h d e -> h k e") + b_K[:, None]
-        return (einops.einsum(q, k, "h q e, h k e -> h q k") / W_Q.shape[-1] ** 0.5).softmax(-1)
+def test_qk_accepts_a_triu_mask_and_scaled_queries():
+    def qk(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+        q = (q_resid @ W_Q + b_Q.unsqueeze(1)) / W_Q.shape[-1] ** 0.5  # [head dest d_head]
+        k = k_resid @ W_K + b_K.unsqueeze(1)
+        scores = q @ k.transpose(-1, -2)
+        mask = torch.triu(torch.ones_like(scores[0], dtype=torch.bool), diagonal=1)
+        return scores.masked_fill(mask, -1e9).softmax(-1)
 
-    rejects("qk_pattern", wrong)
-
-
-def test_qk_rejects_no_sqrt_d_head():
-    ref = reference_of("qk_pattern")
-    rejects("qk_pattern", lambda q, k, W_Q, b_Q, W_K, b_K: ref(q * 24**0.5, k, W_Q, b_Q * 24**0.5, W_K, b_K))
+    accepts("qk_pattern", qk)
 
 
-def test_qk_rejects_no_biases():
-    ref = reference_of("qk_pattern")
-    rejects("qk_pattern", lambda q, k, W_Q, b_Q, W_K, b_K: ref(q, k, W_Q, 0 * b_Q, W_K, 0 * b_K))
+def test_posterior_accepts_log_space():
+    def posterior(encoded_words, word_toks, word_probs):
+        table = {tuple(w.tolist()): p for w, p in zip(word_toks, word_probs)}
+        logp = torch.zeros(26, dtype=word_probs.dtype)
+        for s in range(26):
+            for word in encoded_words:
+                p = table.get(tuple(((word - s) % 26).tolist()), torch.tensor(0.0, dtype=word_probs.dtype))
+                logp[s] += torch.log(p)
+        return logp.softmax(-1)
+
+    accepts("words_shift_posterior", posterior)
 
 
-def test_kcomp_rejects_no_scale():
+# Wrong answers outside the catalogue: rejected, not named
+
+
+def test_kcomp_rejects_squared_pattern():
     ref = reference_of("kcomp_positional_output")
-    rejects("kcomp_positional_output", lambda W_pos, s, W_OV, A: ref(W_pos, torch.ones_like(s), W_OV, A))
+    not_diagnosed("kcomp_positional_output", lambda W_pos, s, W_OV, A: ref(W_pos, s, W_OV, A * A))
 
 
-def test_kcomp_rejects_transposed_pattern():
-    ref = reference_of("kcomp_positional_output")
-    rejects("kcomp_positional_output", lambda W_pos, s, W_OV, A: ref(W_pos, s, W_OV, A.transpose(-1, -2)))
+# In-place changes
 
 
-def test_kcomp_rejects_ignoring_the_pattern():
-    """The write-up's shortcut (every position attends fully to itself) is not what the exercise asks."""
-    ref = reference_of("kcomp_positional_output")
-    eye = lambda A: torch.eye(A.shape[-1]).expand_as(A)  # noqa: E731
-    rejects("kcomp_positional_output", lambda W_pos, s, W_OV, A: ref(W_pos, s, W_OV, eye(A)))
+@pytest.mark.parametrize("name, arg", [
+    ("ov_correct_logits", 0), ("ov_correct_logits", 1), ("qk_pattern", 0), ("qk_pattern", 3),
+    ("kcomp_positional_output", 0), ("kcomp_positional_output", 3), ("qk_pattern_key_scale", 2),
+    ("words_shift_posterior", 0), ("words_shift_posterior", 2),
+])
+def test_in_place_change_of_an_input_is_rejected(name, arg):
+    rejects(name, writes_into(reference_of(name), arg), match="in place")
 
 
-def test_key_scale_rejects_scaling_queries_too():
-    ref = reference_of("qk_pattern_key_scale")
-    rejects("qk_pattern_key_scale", lambda r, s, ks, *w: ref(r, ks, ks, *w))
+def test_ov_rejects_dividing_resid_in_place():
+    def divides_in_place(resid, ln_scale, W_OV, W_U, final_scale, labels):
+        resid /= ln_scale
+        return reference_of("ov_correct_logits")(resid, torch.ones_like(ln_scale), W_OV, W_U, final_scale, labels)
 
-
-def test_key_scale_rejects_ignoring_key_scale():
-    ref = reference_of("qk_pattern_key_scale")
-    rejects("qk_pattern_key_scale", lambda r, s, ks, *w: ref(r, s, s, *w))
-
-
-def _word_likelihoods(encoded, word_toks, word_probs, sign=-1):
-    """[shift n_words]: probability of each encoded word rotated by sign * shift."""
-    plain = (encoded.unsqueeze(0) + sign * torch.arange(26).view(26, 1, 1)) % 26
-    match = (plain.unsqueeze(2) == word_toks.view(1, 1, *word_toks.shape)).all(-1)
-    return match.to(word_probs.dtype) @ word_probs
-
-
-def test_posterior_rejects_summing_over_words():
-    """Adding the words' likelihoods (a vote count) instead of multiplying them."""
-
-    def wrong(encoded, word_toks, word_probs):
-        total = _word_likelihoods(encoded, word_toks, word_probs).sum(-1)
-        return total / total.sum()
-
-    rejects("words_shift_posterior", wrong)
-
-
-def test_posterior_rejects_rotating_forward():
-    def wrong(encoded, word_toks, word_probs):
-        joint = _word_likelihoods(encoded, word_toks, word_probs, sign=+1).prod(-1)
-        return joint / joint.sum()
-
-    rejects("words_shift_posterior", wrong)
-
-
-def test_posterior_rejects_ignoring_word_frequencies():
-    def wrong(encoded, word_toks, word_probs):
-        joint = _word_likelihoods(encoded, word_toks, torch.ones_like(word_probs)).prod(-1)
-        return joint / joint.sum()
-
-    rejects("words_shift_posterior", wrong)
-
-
-def test_posterior_rejects_unnormalised():
-    rejects("words_shift_posterior", lambda e, w, p: _word_likelihoods(e, w, p).prod(-1))
+    rejects("ov_correct_logits", divides_in_place, match="changed its input `resid` in place")
