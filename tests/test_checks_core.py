@@ -127,6 +127,11 @@ def _pytorch_hook(model, toks):
     return _logits(model, toks)
 
 
+def _frozen(model, toks):
+    model.W_U.requires_grad_(False)  # model.W_U is the parameter itself (W_O is a stacked copy)
+    return _logits(model, toks)
+
+
 def _config_change(model, toks):
     model.set_use_attn_result(False)
     return _logits(model, toks)
@@ -139,6 +144,7 @@ def _config_change(model, toks):
     (_zeroed_head_restored_output, "weights of `model` changed"),
     (_train_mode, "in training mode"),
     (_config_change, "use_attn_result"),
+    (_frozen, "require gradients"),
 ])
 def test_state_left_on_the_model_fails_and_does_not_reach_later_checks(exercise, wrong, match):
     exercise("_logits", _logits, [Case((Ref("model", "easy"), TOKS), label="easy model")])

@@ -170,7 +170,8 @@ class Snapshot:
             state = {k: v.detach().clone() for k, v in value.state_dict().items()}
             cfg = dict(vars(value.cfg)) if hasattr(value, "cfg") and hasattr(value.cfg, "__dict__") else None
             training = {n for n, m in value.named_modules() if m.training}
-            self.records.append((path, value, (state, _module_hooks(value), training, cfg)))
+            frozen = {n for n, p in value.named_parameters() if not p.requires_grad}
+            self.records.append((path, value, (state, _module_hooks(value), training, cfg, frozen)))
         elif isinstance(value, (list, dict)):
             self.records.append((path, value, copy.copy(value)))
             items = value.items() if isinstance(value, dict) else enumerate(value)
@@ -240,7 +241,7 @@ def _changed(path: str, value: Any, before: Any) -> str | None:
 
 
 def _model_changed(path: str, model: torch.nn.Module, before: tuple) -> str | None:
-    state, hooks, training, cfg = before
+    state, hooks, training, cfg, frozen = before
     now = model.state_dict()
     changed = [k for k in state if k not in now or now[k].shape != state[k].shape or not torch.equal(now[k].detach(), state[k])]
     if changed or now.keys() != state.keys():
@@ -257,6 +258,8 @@ def _model_changed(path: str, model: torch.nn.Module, before: tuple) -> str | No
     if now_training != training:
         mode = "training" if "" in now_training else "eval"
         return f"your function left `{path}` in {mode} mode (it was {'training' if '' in training else 'eval'}): put it back before returning"
+    if {n for n, p in model.named_parameters() if not p.requires_grad} != frozen:
+        return f"your function changed which parameters of `{path}` require gradients: put requires_grad back before returning"
     if cfg is not None and hasattr(model, "cfg"):
         diff = sorted(k for k in set(cfg) | set(vars(model.cfg)) if cfg.get(k, None) != vars(model.cfg).get(k, None))
         if diff:
