@@ -190,7 +190,10 @@ class Snapshot:
         """Sentences, one per changed input / model / global setting (empty if nothing changed)."""
         problems = []
         for path, value, before in self.records:
-            problem = _changed(path, value, before)
+            try:
+                problem = _changed(path, value, before)
+            except Exception:  # an object this inspection does not understand: say nothing rather than crash
+                problem = None
             if problem:
                 problems.append(problem)
         if torch.is_grad_enabled() != self.grad_enabled:
@@ -261,11 +264,19 @@ def _model_changed(path: str, model: torch.nn.Module, before: tuple) -> str | No
     if {n for n, p in model.named_parameters() if not p.requires_grad} != frozen:
         return f"your function changed which parameters of `{path}` require gradients: put requires_grad back before returning"
     if cfg is not None and hasattr(model, "cfg"):
-        diff = sorted(k for k in set(cfg) | set(vars(model.cfg)) if cfg.get(k, None) != vars(model.cfg).get(k, None))
+        now_cfg = vars(model.cfg)
+        diff = sorted(k for k in set(cfg) | set(now_cfg) if _differs(cfg.get(k), now_cfg.get(k)))
         if diff:
             return (f"your function changed `{path}.cfg` ({', '.join(diff[:3])}), e.g. with model.set_use_attn_result: "
                     "later cells would run a differently configured model. Put it back before returning")
     return None
+
+
+def _differs(a: Any, b: Any) -> bool:
+    try:
+        return bool(a != b)
+    except Exception:  # e.g. tensors: compare identity
+        return a is not b
 
 
 def _arg_names(fn: Callable) -> list[str]:
