@@ -1,14 +1,21 @@
-"""Every lesson-01 check accepts the reference and rejects plausible wrong answers."""
+"""Every lesson-01 check accepts correct answers written in several ways, rejects each catalogued mistake (and
+names it once the framework diagnoses), and rejects a function that writes into its inputs."""
 
 import string
 
 import pytest
 import torch
 
+from catalogue_lesson01_03 import (
+    DETECTS_MUTATION, DIAGNOSES, NO_DIAGNOSIS, NO_MUTATION, assert_catalogue_complete, assert_named,
+    assert_rejected, assert_side_effect_rejected, mistake_params, wrong_fn,
+)
 from helpers import accepts, reference_of, rejects
 from utils.checks import ExerciseNotDone, check
+from utils.checks.core import REGISTRY
+from utils.data import VOCAB_EASY, VOCAB_HARD
 
-NAMES = ["char_diff", "rotate_text", "tokenize", "clean_text", "word_probabilities", "make_plaintext", "encode_tokens"]
+NAMES = ["rotate_text", "tokenize", "encode_tokens", "word_probabilities", "rotation_twins"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -16,75 +23,133 @@ def test_accepts_reference(name):
     accepts(name, reference_of(name))
 
 
-def test_char_diff_rejects_no_modulo():
-    rejects("char_diff", lambda x, y: ord(x) - ord(y), match="expected 25, got -1")
+def test_catalogue_is_complete():
+    assert_catalogue_complete("01", NAMES)
 
 
-def test_char_diff_rejects_reversed():
-    rejects("char_diff", lambda x, y: (ord(y) - ord(x)) % 26)
+@pytest.mark.parametrize("name,mistake", mistake_params(NAMES))
+def test_mistake_rejected(name, mistake):
+    assert_rejected("01", name, mistake)
 
 
-def test_rotate_text_rejects_rotating_punctuation():
-    def wrong(text, shift):
-        return "".join(chr((ord(c) - 97 + shift) % 26 + 97) for c in text)
-
-    rejects("rotate_text", wrong)
-
-
-def test_rotate_text_rejects_no_wrap():
-    rejects("rotate_text", lambda text, shift: "".join(chr(ord(c) + shift) if c.isalpha() else c for c in text))
+@pytest.mark.skipif(not DIAGNOSES, reason=NO_DIAGNOSIS)
+@pytest.mark.parametrize("name,mistake", mistake_params(NAMES))
+def test_mistake_named(name, mistake):
+    assert_named("01", name, mistake)
 
 
-def test_tokenize_rejects_int32():
-    ref = reference_of("tokenize")
-    rejects("tokenize", lambda text, mode: ref(text, mode).int(), match="dtype")
+# ---- correct alternatives, written differently --------------------------------------------------------------------
+def rotate_text_ord(text, shift):
+    out = ""
+    for c in text:
+        if "a" <= c <= "z":
+            out += chr((ord(c) - ord("a") + shift) % 26 + ord("a"))
+        elif "A" <= c <= "Z":
+            out += chr((ord(c) - ord("A") + shift) % 26 + ord("A"))
+        else:
+            out += c
+    return out
 
 
-def test_tokenize_rejects_easy_vocab_in_hard_mode():
-    def wrong(text, mode):
-        vocab = list(string.ascii_lowercase) + [" "] + ["\n", ".", ",", ":", ";", "?", "!", "'", '"']
-        return torch.tensor([vocab.index(c) for c in text])
-
-    rejects("tokenize", wrong)
+def rotate_text_translate(text, shift):
+    s = shift % 26
+    low, up = string.ascii_lowercase, string.ascii_uppercase
+    return text.translate(str.maketrans(low + up, low[s:] + low[:s] + up[s:] + up[:s]))
 
 
-def test_clean_text_rejects_dropping_capitals():
-    allowed = set(string.ascii_lowercase + "\n .,:;?!'\"")
-    rejects("clean_text", lambda text: "".join(c for c in text if c in allowed))
+def tokenize_dict(text, mode):
+    ids = {c: i for i, c in enumerate(VOCAB_HARD if mode == "hard" else VOCAB_EASY)}
+    return torch.tensor([ids[c] for c in text.lower() if c in ids]).long()
 
 
-def test_word_probabilities_rejects_counts_in_medium():
-    rejects("word_probabilities", lambda counts, mode: counts.double() / counts.sum())
+def encode_tokens_loop_free_mask(plain_toks, shifts):
+    out = plain_toks.clone()
+    letters = plain_toks < 26
+    out[letters] = ((plain_toks + shifts.view(-1, 1)) % 26)[letters]
+    return out
 
 
-def test_word_probabilities_rejects_unnormalised():
-    rejects("word_probabilities", lambda counts, mode: counts.double() if mode == "easy" else torch.ones(len(counts)))
+def word_probabilities_softmax(counts, mode):
+    weights = counts.to(torch.float64) if mode == "easy" else torch.ones(len(counts), dtype=torch.float64)
+    return torch.softmax(weights.log(), dim=0)
 
 
-def test_word_probabilities_rejects_float32():
-    ref = reference_of("word_probabilities")
-    rejects("word_probabilities", lambda counts, mode: ref(counts, mode).float(), match="float64")
+def rotation_twins_pairs(words):
+    out = []
+    for w in sorted(set(words)):
+        group = sorted(v for v in words if len(v) == len(w) and any(rotate_text_ord(w, s) == v for s in range(26)))
+        if len(group) > 1 and group not in out:
+            out.append(group)
+    return sorted(out)
 
 
-def test_make_plaintext_rejects_trailing_space_join():
-    rejects("make_plaintext", lambda words, seq_len: "".join(w + " " for w in words)[: seq_len + 1])
+@pytest.mark.parametrize("name,fn", [
+    ("rotate_text", rotate_text_ord), ("rotate_text", rotate_text_translate), ("tokenize", tokenize_dict),
+    ("encode_tokens", encode_tokens_loop_free_mask), ("word_probabilities", word_probabilities_softmax),
+    ("rotation_twins", rotation_twins_pairs),
+])
+def test_accepts_alternative(name, fn):
+    accepts(name, fn)
 
 
-def test_encode_tokens_rejects_rotating_spaces():
-    rejects("encode_tokens", lambda toks, shifts: (toks + shifts[:, None]) % 26)
+# ---- promises of the text are covered by the cases -----------------------------------------------------------------
+def test_rotate_text_cases_cover_negative_large_shifts_capitals_and_non_ascii():
+    cases = REGISTRY["rotate_text"].cases(0)
+    shifts = {c.args[1] for c in cases}
+    texts = "".join(c.args[0] for c in cases)
+    assert min(shifts) < 0 and max(shifts) > 25
+    assert any(ch.isupper() for ch in texts) and any(ord(ch) > 127 for ch in texts)
 
 
-def test_encode_tokens_rejects_one_shift_for_all():
-    ref = reference_of("encode_tokens")
-    rejects("encode_tokens", lambda toks, shifts: ref(toks, shifts[:1].expand(len(shifts))))
+def test_tokenize_cases_cover_every_mode_capitals_and_non_ascii():
+    cases = REGISTRY["tokenize"].cases(0)
+    assert {c.args[1] for c in cases} == {"easy", "medium", "hard"}
+    texts = "".join(c.args[0] for c in cases)
+    assert any(ch.isupper() for ch in texts) and any(ord(ch) > 127 for ch in texts)
+
+
+def test_word_probabilities_cases_vary_dtype():
+    dtypes = {c.args[0].dtype for c in REGISTRY["word_probabilities"].cases(0)}
+    assert {torch.int64, torch.int32, torch.float32, torch.float64} <= dtypes
+
+
+def test_encode_tokens_cases_cover_shifts_outside_0_25():
+    shifts = torch.cat([c.args[1] for c in REGISTRY["encode_tokens"].cases(0)])
+    assert shifts.min() < 0 and shifts.max() > 25
+
+
+# ---- side effects ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["encode_tokens", "word_probabilities"])
+def test_in_place_variant_rejected(name):
+    assert_side_effect_rejected(name, wrong_fn("01", name, "in_place"), DETECTS_MUTATION, NO_MUTATION,
+                                ("input", "argument", "modif", "changed", "in place", "in-place"))
+
+
+def test_in_place_variants_give_right_values():
+    """The in-place variants differ from the reference only by their side effect (so only detection can catch them)."""
+    toks, shifts = torch.randint(0, 36, (4, 9)), torch.randint(-30, 30, (4,))
+    expected = reference_of("encode_tokens")(toks.clone(), shifts)
+    assert torch.equal(wrong_fn("01", "encode_tokens", "in_place")(toks.clone(), shifts), expected)
+    counts = torch.randint(1, 9, (5,))
+    for mode in ("easy", "medium"):
+        torch.testing.assert_close(wrong_fn("01", "word_probabilities", "in_place")(counts.clone(), mode),
+                                   reference_of("word_probabilities")(counts, mode))
+
+
+# ---- messages ----------------------------------------------------------------------------------------------------
+def test_failure_message_shows_what_was_returned_and_no_recipe():
+    message = rejects("rotate_text", wrong_fn("01", "rotate_text", "capitals_lowered"))
+    assert "got" in message and "Hint:" in message
+    hint = REGISTRY["rotate_text"].hint
+    assert "%" not in hint and "index" not in hint  # says where to look, not how to write it
 
 
 def test_stub_says_not_done():
-    def stub(x, y):
+    def stub(text, shift):
         raise NotImplementedError()
 
     with pytest.raises(ExerciseNotDone, match="not implemented yet"):
-        check("char_diff", stub, seed=0)
+        check("rotate_text", stub, seed=0)
 
 
 def test_learner_exception_is_reported_readably():

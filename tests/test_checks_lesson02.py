@@ -1,21 +1,24 @@
-"""Every lesson-02 check accepts the reference and rejects plausible wrong answers."""
+"""Every lesson-02 check accepts correct answers written in several ways, rejects each catalogued mistake (and names
+it once the framework diagnoses), reports the first differing step of model loading, and rejects a function that
+writes into its inputs."""
 
+import statistics
 import warnings
 
 import pytest
 import torch
-from eindex import eindex
-from transformer_lens import HookedTransformer
+from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from helpers import accepts, reference_of, rejects
-from utils.bayes import bayes_logprobs
-from utils.data import LETTERS, load_word_table
-from utils.model import weights_path
-
-NAMES = ["make_config", "correct_logprobs", "summary_stats", "first_word_posterior"]
-needs_weights = pytest.mark.skipif(
-    not all(weights_path(m).exists() for m in ("easy", "medium", "hard")), reason="trained weights not in data/ yet"
+import utils
+from catalogue_lesson01_03 import (
+    DETECTS_MUTATION, DIAGNOSES, NO_DIAGNOSIS, NO_MUTATION, assert_catalogue_complete, assert_named,
+    assert_rejected, assert_side_effect_rejected, mistake_params, wrong_fn,
 )
+from helpers import accepts, reference_of, rejects
+from utils.checks.core import REGISTRY
+from utils.data import LETTERS
+
+NAMES = ["make_config", "load_trained_model", "rebuild_b_O", "correct_logprobs", "summary_stats", "first_word_posterior"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -23,197 +26,131 @@ def test_accepts_reference(name):
     accepts(name, reference_of(name))
 
 
-# make_config ----------------------------------------------------------------------------------------------
+def test_catalogue_is_complete():
+    assert_catalogue_complete("02", NAMES)
 
 
-def test_make_config_rejects_hard_vocab_everywhere():
-    ref = reference_of("make_config")
+@pytest.mark.parametrize("name,mistake", mistake_params(NAMES))
+def test_mistake_rejected(name, mistake):
+    assert_rejected("02", name, mistake)
 
-    def wrong(mode):
-        cfg = ref(mode)
-        cfg.d_vocab = 36
-        return cfg
 
-    rejects("make_config", wrong, match="d_vocab")
+@pytest.mark.skipif(not DIAGNOSES, reason=NO_DIAGNOSIS)
+@pytest.mark.parametrize("name,mistake", mistake_params(NAMES))
+def test_mistake_named(name, mistake):
+    assert_named("02", name, mistake)
 
 
-def test_make_config_rejects_27_outputs():
-    ref = reference_of("make_config")
+# ---- correct alternatives, written differently --------------------------------------------------------------------
+def make_config_kwargs(mode):
+    fields = dict(n_layers=2, n_heads=2, d_model=48, d_head=24, n_ctx=32, d_vocab_out=26, attn_only=True,
+                  normalization_type="LN", positional_embedding_type="standard", attention_dir="causal")
+    return HookedTransformerConfig(**fields, d_vocab=36 if mode == "hard" else 27, act_fn=None, seed=42, device="cpu")
 
-    def wrong(mode):
-        cfg = ref(mode)
-        cfg.d_vocab_out = 27
-        return cfg
 
-    rejects("make_config", wrong, match="d_vocab_out")
+def load_trained_model_other_order(mode, device="cpu"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = HookedTransformer(make_config_kwargs(mode)).eval()
+    sd = torch.load(str(utils.model.weights_path(mode)), weights_only=True, map_location=device)
+    model.load_and_process_state_dict(sd, fold_value_biases=True, center_unembed=True, center_writing_weights=True,
+                                      fold_ln=True)
+    return model.to(device, print_details=False)
 
 
-def test_make_config_rejects_mlps():
-    ref = reference_of("make_config")
+def rebuild_b_O_loops(state_dict, layer):
+    p = f"blocks.{layer}"
+    b_O = state_dict[f"{p}.attn.b_O"].clone()
+    for h in range(state_dict[f"{p}.attn.W_O"].shape[0]):
+        b_V = state_dict[f"{p}.attn.b_V"][h] + state_dict[f"{p}.ln1.b"] @ state_dict[f"{p}.attn.W_V"][h]
+        b_O = b_O + b_V @ state_dict[f"{p}.attn.W_O"][h]
+    return b_O - b_O.mean(-1, keepdim=True)
 
-    def wrong(mode):
-        cfg = ref(mode)
-        cfg.attn_only = False
-        return cfg
 
-    rejects("make_config", wrong, match="attn_only")
+def correct_logprobs_gather(logprobs, labels):
+    index = labels.view(-1, 1, 1).expand(-1, logprobs.shape[1], 1)
+    return logprobs.gather(-1, index).squeeze(-1)
 
 
-# load_trained_model -------------------------------------------------------------------------------------
+def correct_logprobs_indexing(logprobs, labels):
+    return logprobs[torch.arange(len(labels)), :, labels]
 
 
-@needs_weights
-def test_load_trained_model_accepts_reference():
-    accepts("load_trained_model", reference_of("load_trained_model"), seeds=(0,))
+def summary_stats_python(logprobs_correct):
+    lps = logprobs_correct.flatten().tolist()
+    ps = [2.718281828459045 ** x for x in lps]
+    return {"ce": -sum(lps) / len(lps), "mean_p": sum(ps) / len(ps), "median_p": statistics.median(ps),
+            "min_p": min(ps)}
 
 
-@needs_weights
-def test_load_trained_model_rejects_unprocessed_weights():
-    make_config = reference_of("make_config")
+def first_word_posterior_prefixes(toks, words_freq):
+    prefix = {}
+    for word, f in words_freq:
+        for k in (1, 2, 3):
+            prefix[word[:k]] = prefix.get(word[:k], 0.0) + f
+    out = torch.zeros(3, 26, dtype=torch.float64)
+    for k in (1, 2, 3):
+        for s in range(26):
+            out[k - 1, s] = prefix.get("".join(LETTERS[(t - s) % 26] for t in toks[:k].tolist()), 0.0)
+    return (out / out.sum(-1, keepdim=True)).log()
 
-    def wrong(mode):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            model = HookedTransformer(make_config(mode))
-        model.load_state_dict(torch.load(weights_path(mode), weights_only=True))
-        return model.eval()
 
-    rejects("load_trained_model", wrong)
+@pytest.mark.parametrize("name,fn", [
+    ("make_config", make_config_kwargs), ("load_trained_model", load_trained_model_other_order),
+    ("rebuild_b_O", rebuild_b_O_loops), ("correct_logprobs", correct_logprobs_gather),
+    ("correct_logprobs", correct_logprobs_indexing), ("summary_stats", summary_stats_python),
+    ("first_word_posterior", first_word_posterior_prefixes),
+])
+def test_accepts_alternative(name, fn):
+    accepts(name, fn)
 
 
-def _partly_processed(**skip):
-    """A learner's load_trained_model that leaves out some of the four processing steps."""
-    make_config = reference_of("make_config")
-    steps = dict(fold_ln=True, center_writing_weights=True, center_unembed=True, fold_value_biases=True)
-    steps.update(skip)
+def test_reference_b_O_is_the_processed_models():
+    for mode in ("easy", "medium", "hard"):
+        sd = torch.load(utils.model.weights_path(mode), weights_only=True)
+        for layer in (0, 1):
+            torch.testing.assert_close(reference_of("rebuild_b_O")(sd, layer), utils.load_model(mode).b_O[layer],
+                                       atol=1e-5, rtol=1e-4)
 
-    def wrong(mode):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            model = HookedTransformer(make_config(mode))
-        model.load_and_process_state_dict(torch.load(weights_path(mode), map_location="cpu", weights_only=True), **steps)
-        return model.eval()
 
-    return wrong
+# ---- promises of the text are covered by the cases -----------------------------------------------------------------
+def test_load_cases_pass_device_and_cover_every_mode():
+    cases = REGISTRY["load_trained_model"].cases(0)
+    assert {c.args[0] for c in cases} == {"easy", "medium", "hard"}
+    assert any(len(c.args) > 1 or "device" in c.kwargs for c in cases)
 
 
-@needs_weights
-def test_load_trained_model_rejects_uncentred_writing_weights():
-    """Centring the writing weights changes no logit (LayerNorm removes the mean): the check reads the weights."""
-    rejects("load_trained_model", _partly_processed(center_writing_weights=False), match="writing_weights_centred")
+def test_correct_logprobs_cases_vary_dtype():
+    assert {c.args[0].dtype for c in REGISTRY["correct_logprobs"].cases(0)} == {torch.float32, torch.float64}
 
 
-@needs_weights
-def test_load_trained_model_rejects_unfolded_value_biases():
-    rejects("load_trained_model", _partly_processed(fold_value_biases=False), match="value_biases_folded")
+def test_load_trained_model_names_the_first_step_that_differs():
+    message = rejects("load_trained_model", wrong_fn("02", "load_trained_model", "no_center_unembed"))
+    assert "unembed_centred" in message and "logits" not in message.split("Problem:")[1].split("\n")[0]
 
 
-@needs_weights
-def test_unprocessed_logits_differ_by_a_constant_only():
-    """Why the check above rejects it: the log-probs agree, the raw logits do not."""
-    make_config, load = reference_of("make_config"), reference_of("load_trained_model")
-    processed = load("easy")
-    raw = HookedTransformer(make_config("easy"))
-    raw.load_state_dict(torch.load(weights_path("easy"), weights_only=True))
-    toks = torch.randint(0, 27, (8, 32), generator=torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        a, b = processed(toks), raw(toks)
-    torch.testing.assert_close(a.log_softmax(-1), b.log_softmax(-1), atol=1e-4, rtol=1e-4)
-    assert (a - b).abs().max() > 1e-2
+def test_summary_stats_rejects_0d_tensors_by_type():
+    message = rejects("summary_stats", wrong_fn("02", "summary_stats", "tensors"))
+    assert "Python floats" in message
 
 
-@needs_weights
-def test_load_trained_model_rejects_random_weights():
-    make_config = reference_of("make_config")
+def test_posterior_message_shows_what_was_returned():
+    """The values in the message are the learner's own (probabilities here), not a transformed version of them."""
+    message = rejects("first_word_posterior", wrong_fn("02", "first_word_posterior", "probabilities"))
+    got = float(message.split("got ")[1].split()[0])
+    assert 0 <= got <= 1
 
-    def wrong(mode):
-        return HookedTransformer(make_config(mode)).eval()
 
-    rejects("load_trained_model", wrong, match="logits")
+# ---- side effects ----------------------------------------------------------------------------------------------------
+def correct_logprobs__in_place(logprobs, labels):
+    out = correct_logprobs_gather(logprobs, labels).clone()
+    logprobs.zero_()
+    return out
 
 
-# correct_logprobs ---------------------------------------------------------------------------------------
-
-
-def test_correct_logprobs_rejects_indexing_by_position():
-    def wrong(logprobs, labels):
-        seq = logprobs.shape[1]
-        return logprobs[:, torch.arange(seq), labels[:seq]]
-
-    rejects("correct_logprobs", wrong)
-
-
-def test_correct_logprobs_rejects_seq_index_pattern():
-    rejects("correct_logprobs", lambda logprobs, labels: eindex(logprobs, labels[: logprobs.shape[1]], "batch seq [seq]"))
-
-
-def test_correct_logprobs_rejects_max():
-    rejects("correct_logprobs", lambda logprobs, labels: logprobs.max(-1).values)
-
-
-# summary_stats ------------------------------------------------------------------------------------------
-
-
-def test_summary_stats_rejects_mean_prob_as_ce():
-    ref = reference_of("summary_stats")
-
-    def wrong(lp):
-        stats = ref(lp)
-        stats["ce"] = lp.exp().mean().item()
-        return stats
-
-    rejects("summary_stats", wrong, match="'ce'")
-
-
-def test_summary_stats_rejects_mean_logprob_without_minus():
-    ref = reference_of("summary_stats")
-    rejects("summary_stats", lambda lp: {**ref(lp), "ce": lp.mean().item()}, match="'ce'")
-
-
-def test_summary_stats_rejects_missing_key():
-    ref = reference_of("summary_stats")
-    rejects("summary_stats", lambda lp: {k: v for k, v in ref(lp).items() if k != "min_p"}, match="missing")
-
-
-# first_word_posterior -----------------------------------------------------------------------------------
-
-
-def _easy_words_freq():
-    table = load_word_table()
-    total = sum(c for _, c in table)
-    return [(w, c / total) for w, c in table]
-
-
-def test_reference_posterior_matches_utils_bayes():
-    ref = reference_of("first_word_posterior")
-    words_freq = _easy_words_freq()
-    for word, shift in [("the", 0), ("the", 7), ("and", 20), ("man", 3), ("zoo", 25)]:
-        if word not in dict(words_freq):
-            continue
-        toks = torch.tensor([(LETTERS.index(c) + shift) % 26 for c in word])
-        expected = bayes_logprobs(toks.unsqueeze(0), words_freq)[0]
-        torch.testing.assert_close(ref(toks, words_freq).exp(), expected.exp(), atol=1e-7, rtol=1e-6)
-
-
-def test_first_word_posterior_rejects_independent_evidence():
-    def independent(toks, words_freq):
-        freqs = torch.zeros(3, 26, dtype=torch.float64)  # [position letter]
-        for word, f in words_freq:
-            for i, c in enumerate(word):
-                freqs[i, LETTERS.index(c)] += f
-        shifts = torch.arange(26)
-        plain = (toks.unsqueeze(1) - shifts) % 26  # [position shift]
-        evidence = freqs.gather(1, plain).log()  # log f_position(letter decoded with each shift)
-        return evidence.cumsum(0).log_softmax(-1)
-
-    rejects("first_word_posterior", independent)
-
-
-def test_first_word_posterior_rejects_wrong_direction_of_shift():
-    ref = reference_of("first_word_posterior")
-    rejects("first_word_posterior", lambda toks, wf: ref(toks, wf)[:, (-torch.arange(26)) % 26])
-
-
-def test_first_word_posterior_rejects_float32():
-    ref = reference_of("first_word_posterior")
-    rejects("first_word_posterior", lambda toks, wf: ref(toks, wf).float(), match="float64")
+@pytest.mark.parametrize("name,fn", [
+    ("rebuild_b_O", wrong_fn("02", "rebuild_b_O", "in_place")), ("correct_logprobs", correct_logprobs__in_place),
+])
+def test_in_place_variant_rejected(name, fn):
+    assert_side_effect_rejected(name, fn, DETECTS_MUTATION, NO_MUTATION,
+                                ("input", "argument", "modif", "changed", "in place", "in-place"))

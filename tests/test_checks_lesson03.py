@@ -1,10 +1,18 @@
-"""Every lesson-03 check accepts the reference and rejects plausible wrong answers."""
+"""Every lesson-03 check accepts correct answers written in several ways, rejects each catalogued mistake (and names
+it once the framework diagnoses), and rejects functions that write into their inputs or leave the model changed."""
 
-import einops
+import math
+
 import pytest
 import torch
 
-from helpers import accepts, reference_of, rejects
+from catalogue_lesson01_03 import (
+    DETECTS_MODEL_STATE, DETECTS_MUTATION, DIAGNOSES, NO_DIAGNOSIS, NO_MUTATION, NO_STATE, assert_catalogue_complete,
+    assert_named, assert_rejected, assert_side_effect_rejected, fresh_models, mistake_params, wrong_fn,
+)
+from helpers import accepts, reference_of
+from utils.checks.core import REGISTRY, Ref
+from utils.data import LETTERS
 
 NAMES = [
     "first_char_probs",
@@ -13,7 +21,6 @@ NAMES = [
     "rotated_word_tokens",
     "rotation_averaged_probs",
     "independent_evidence_probs",
-    "bayes_word_probs",
 ]
 
 
@@ -22,148 +29,132 @@ def test_accepts_reference(name):
     accepts(name, reference_of(name))
 
 
-def test_first_char_probs_rejects_logprobs():
-    def wrong(model):
-        return model(torch.arange(26).unsqueeze(1))[:, 0].log_softmax(-1).detach()
-
-    rejects("first_char_probs", wrong)
+def test_catalogue_is_complete():
+    assert_catalogue_complete("03", NAMES)
 
 
-def test_first_char_probs_rejects_transposed():
-    ref = reference_of("first_char_probs")
-    rejects("first_char_probs", lambda model: ref(model).T)
+@pytest.mark.parametrize("name,mistake", mistake_params(NAMES))
+def test_mistake_rejected(name, mistake):
+    assert_rejected("03", name, mistake)
 
 
-def test_letter_freqs_by_position_rejects_unweighted_counts():
-    def wrong(words_freq):
-        freqs = torch.zeros(3, 26, dtype=torch.float64)
-        for word, _ in words_freq:
-            for j, c in enumerate(word):
-                freqs[j, ord(c) - 97] += 1
-        return freqs / freqs.sum(-1, keepdim=True)
-
-    rejects("letter_freqs_by_position", wrong)
+@pytest.mark.skipif(not DIAGNOSES, reason=NO_DIAGNOSIS)
+@pytest.mark.parametrize("name,mistake", mistake_params(NAMES))
+def test_mistake_named(name, mistake):
+    assert_named("03", name, mistake)
 
 
-@pytest.mark.parametrize("name", ["letter_freqs_by_position", "independent_evidence_probs", "bayes_word_probs"])
-def test_float64_exercises_reject_float32(name):
-    ref = reference_of(name)
-    rejects(name, lambda *args: ref(*args).float(), match="float64")
+# ---- correct alternatives, written differently --------------------------------------------------------------------
+@torch.inference_mode()
+def first_char_probs_loop(model):
+    rows = [model(torch.tensor([[c]], device=model.cfg.device))[0, 0].softmax(-1) for c in range(26)]
+    return torch.stack(rows).cpu()
 
 
-def test_implied_first_letter_probs_rejects_wrong_direction():
-    def wrong(probs):
-        c = torch.arange(26)
-        return torch.stack([probs[c, (L - c) % 26].mean() for L in range(26)])
-
-    rejects("implied_first_letter_probs", wrong)
-
-
-def test_implied_first_letter_probs_rejects_plain_column_mean():
-    rejects("implied_first_letter_probs", lambda probs: probs.mean(0))
+def letter_freqs_loops(words_freq):
+    freqs = torch.zeros(3, 26, dtype=torch.float64)
+    for word, f in words_freq:
+        for j, c in enumerate(word):
+            freqs[j, LETTERS.index(c)] += f
+    return freqs / freqs.sum(-1, keepdim=True)
 
 
-def test_rotated_word_tokens_rejects_rotation_major_order():
-    ref = reference_of("rotated_word_tokens")
-
-    def wrong(word_list):
-        toks, shifts = ref(word_list)
-        return (
-            einops.rearrange(toks, "(word rot) l -> (rot word) l", rot=26),
-            einops.rearrange(shifts, "(word rot) -> (rot word)", rot=26),
-        )
-
-    rejects("rotated_word_tokens", wrong)
+def implied_loop(probs):
+    return torch.stack([torch.stack([probs[c, (c - L) % 26] for c in range(26)]).mean() for L in range(26)])
 
 
-def test_rotated_word_tokens_rejects_rotating_backwards():
-    ref = reference_of("rotated_word_tokens")
-
-    def wrong(word_list):
-        toks, shifts = ref(word_list)
-        base = einops.repeat(toks[::26], "word l -> (word rot) l", rot=26)
-        return (base - shifts.unsqueeze(1)) % 26, shifts
-
-    rejects("rotated_word_tokens", wrong)
+def rotated_loops(word_list):
+    rows, shifts = [], []
+    for w in word_list:
+        for s in range(26):
+            rows.append([(LETTERS.index(c) + s) % 26 for c in w])
+            shifts.append(s)
+    return torch.tensor(rows), torch.tensor(shifts)
 
 
-def test_rotation_averaged_probs_rejects_averaging_logprobs():
-    from eindex import eindex
-
-    def wrong(model, toks, shifts):
-        logprobs = model(toks).log_softmax(-1).detach()
-        correct = eindex(logprobs, shifts, "word_rot seq [word_rot]")
-        return einops.reduce(correct, "(word rot) seq -> word seq", "mean", rot=26).exp()
-
-    rejects("rotation_averaged_probs", wrong)
+@torch.inference_mode()
+def rotation_averaged_gather(model, toks, shifts):
+    probs = model(toks.to(model.cfg.device)).softmax(-1).cpu()
+    correct = probs.gather(-1, shifts.view(-1, 1, 1).expand(-1, 3, 1)).squeeze(-1)
+    return correct.view(-1, 26, 3).mean(1)
 
 
-def test_rotation_averaged_probs_rejects_wrong_grouping():
-    from eindex import eindex
-
-    def wrong(model, toks, shifts):
-        probs = model(toks).softmax(-1).detach()
-        correct = eindex(probs, shifts, "word_rot seq [word_rot]")
-        return einops.reduce(correct, "(rot word) seq -> word seq", "mean", rot=26)
-
-    rejects("rotation_averaged_probs", wrong)
-
-
-def test_independent_evidence_probs_rejects_averaging_probabilities():
-    def wrong(word_list, letter_freqs):
-        out = torch.zeros(len(word_list), 3, dtype=torch.float64)
-        shifts = torch.arange(26)
-        for w, word in enumerate(word_list):
-            posts = []
-            for j, c in enumerate(word):
-                f = letter_freqs[j, (ord(c) - 97 - shifts) % 26].double()
-                posts.append(f / f.sum())
-                out[w, j] = torch.stack(posts).mean(0)[0]
-        return out
-
-    rejects("independent_evidence_probs", wrong)
+def independent_loops(word_list, letter_freqs):
+    out = torch.zeros(len(word_list), 3, dtype=torch.float64)
+    for w, word in enumerate(word_list):
+        for j in range(3):
+            loglik = torch.tensor([sum(math.log(letter_freqs[i, (LETTERS.index(word[i]) - s) % 26].item() or 1e-300)
+                                       if letter_freqs[i, (LETTERS.index(word[i]) - s) % 26] > 0 else -math.inf
+                                       for i in range(j + 1)) for s in range(26)], dtype=torch.float64)
+            out[w, j] = loglik.softmax(0)[0]
+    return out
 
 
-def test_independent_evidence_probs_rejects_first_letter_freqs_everywhere():
-    ref = reference_of("independent_evidence_probs")
-    rejects("independent_evidence_probs", lambda word_list, letter_freqs: ref(word_list, letter_freqs[[0, 0, 0]]))
+@pytest.mark.parametrize("name,fn", [
+    ("first_char_probs", first_char_probs_loop), ("letter_freqs_by_position", letter_freqs_loops),
+    ("implied_first_letter_probs", implied_loop), ("rotated_word_tokens", rotated_loops),
+    ("rotation_averaged_probs", rotation_averaged_gather), ("independent_evidence_probs", independent_loops),
+])
+def test_accepts_alternative(name, fn):
+    accepts(name, fn)
 
 
-def test_bayes_word_probs_rejects_independent_evidence():
-    from utils.analysis import independent_evidence_probs, letter_freqs_by_position
-
-    rejects(
-        "bayes_word_probs",
-        lambda word_list, words_freq: independent_evidence_probs(word_list, letter_freqs_by_position(words_freq)),
-    )
+# ---- promises of the text are covered by the cases -----------------------------------------------------------------
+@pytest.mark.parametrize("name", ["first_char_probs", "rotation_averaged_probs"])
+def test_model_cases_use_more_than_the_easy_model(name):
+    models = {c.args[0] for c in REGISTRY[name].cases(0) if isinstance(c.args[0], Ref)}
+    assert Ref("model", "medium") in models and Ref("model", "easy") in models
 
 
-def test_bayes_word_probs_rejects_ignoring_frequencies():
-    ref = reference_of("bayes_word_probs")
-    rejects("bayes_word_probs", lambda word_list, words_freq: ref(word_list, [(w, 1.0) for w, _ in words_freq]))
+def test_a_function_ignoring_its_model_is_rejected():
+    from utils.checks.core import _build_ref, check
+    from utils.checks import CheckFailed
+
+    easy = _build_ref(Ref("model", "easy"))
+    with pytest.raises(CheckFailed):
+        check("first_char_probs", lambda model: reference_of("first_char_probs")(easy), seed=0)
 
 
-def test_analysis_agrees_with_reference():
-    """utils.analysis (used by later lessons on other modes) computes what the lesson-03 references compute: six of
-    them are re-exported from it (this guards against a divergent copy coming back), rotation_averaged_probs is not."""
-    from utils import analysis
-    from utils.data import load_word_table
-    from utils.model import create_model
+def test_implied_cases_vary_dtype():
+    assert {c.args[0].dtype for c in REGISTRY["implied_first_letter_probs"].cases(0)} == {torch.float32, torch.float64}
 
-    table = load_word_table()
-    words_freq = [(w, c / sum(c for _, c in table)) for w, c in table]
-    words = [w for w, _ in words_freq]
-    freqs = analysis.letter_freqs_by_position(words_freq)
-    torch.testing.assert_close(freqs, reference_of("letter_freqs_by_position")(words_freq))
-    torch.testing.assert_close(analysis.independent_evidence_probs(words, freqs),
-                               reference_of("independent_evidence_probs")(words, freqs))
-    torch.testing.assert_close(analysis.bayes_word_probs(words, words_freq), reference_of("bayes_word_probs")(words, words_freq))
-    toks, shifts = analysis.rotated_word_tokens(words)
-    ref_toks, ref_shifts = reference_of("rotated_word_tokens")(words)
-    assert torch.equal(toks, ref_toks) and torch.equal(shifts, ref_shifts)
-    model = create_model("easy", device="cpu").eval()  # any weights will do: the two must agree
-    probs = analysis.first_char_probs(model)
-    torch.testing.assert_close(probs, reference_of("first_char_probs")(model))
-    torch.testing.assert_close(analysis.implied_first_letter_probs(probs), reference_of("implied_first_letter_probs")(probs))
-    torch.testing.assert_close(analysis.word_correct_probs(model, words[:10]),
-                               reference_of("rotation_averaged_probs")(model, *analysis.rotated_word_tokens(words[:10])))
+
+# ---- side effects ----------------------------------------------------------------------------------------------------
+def test_in_place_variant_rejected():
+    assert_side_effect_rejected("implied_first_letter_probs", wrong_fn("03", "implied_first_letter_probs", "in_place"),
+                                DETECTS_MUTATION, NO_MUTATION,
+                                ("input", "argument", "modif", "changed", "in place", "in-place"))
+
+
+@torch.inference_mode()
+def first_char_probs__leaves_hook(model):
+    model.blocks[0].attn.hook_pattern.add_hook(lambda pattern, hook: None)  # harmless, but never removed
+    return reference_of("first_char_probs")(model)
+
+
+@torch.inference_mode()
+def first_char_probs__writes_weights(model):
+    out = reference_of("first_char_probs")(model)
+    model.W_O[0, 0] = 0.0  # a "zero ablation" done on the shared model itself
+    return out
+
+
+def first_char_probs__train_mode(model):
+    out = reference_of("first_char_probs")(model)
+    model.train()
+    return out
+
+
+@torch.inference_mode()
+def rotation_averaged_probs__leaves_hook(model, toks, shifts):
+    model.add_hook("blocks.1.hook_resid_pre", lambda resid, hook: None)
+    return reference_of("rotation_averaged_probs")(model, toks, shifts)
+
+
+@pytest.mark.parametrize("name,fn", [
+    ("first_char_probs", first_char_probs__leaves_hook), ("first_char_probs", first_char_probs__writes_weights),
+    ("first_char_probs", first_char_probs__train_mode), ("rotation_averaged_probs", rotation_averaged_probs__leaves_hook),
+])
+def test_state_leaving_variant_rejected(name, fn, fresh_models):
+    assert_side_effect_rejected(name, fn, DETECTS_MODEL_STATE, NO_STATE,
+                                ("hook", "weight", "train", "model", "changed", "left"))

@@ -7,91 +7,139 @@ import string
 
 import torch
 
-from ..data import VOCAB_HARD
-from .core import Case, Exercise, make_test, reference, register
+from ..data import VOCAB_HARD, load_word_table
+from .core import Case, Exercise, Mistake, make_test, reference, register
 
 R = "lesson01"
 
 
-def _letters_cases(seed: int) -> list[Case]:
-    rng = random.Random(seed)
-    pairs = [("b", "a"), ("a", "b"), ("z", "a"), ("a", "z"), ("q", "q")]
-    pairs += [(rng.choice(string.ascii_lowercase), rng.choice(string.ascii_lowercase)) for _ in range(20)]
-    return [Case((x, y)) for x, y in pairs]
-
-
 def _rotate_cases(seed: int) -> list[Case]:
     rng = random.Random(seed)
-    texts = ["the cat sat", "xyz abc", "hello, world!", ""]
-    texts += ["".join(rng.choice(string.ascii_lowercase + " .,'") for _ in range(20)) for _ in range(5)]
-    return [Case((t, s)) for t in texts for s in (0, 1, 13, 25, rng.randrange(26))]
+    texts = ["the cat sat", "xyz abc", "Hello, World!", "", "Ünïcödé: café, naïve — ß"]
+    texts += ["".join(rng.choice(string.ascii_letters + " .,'é") for _ in range(20)) for _ in range(3)]
+    shifts = (0, 1, 13, 25, -3, 27, -100, rng.randrange(-60, 60))  # the text promises any integer
+    return [Case((t, s)) for t in texts for s in shifts]
 
 
 def _tokenize_cases(seed: int) -> list[Case]:
     rng = random.Random(seed)
-    easy = ["the and was", "zzz", " a "] + ["".join(rng.choice(string.ascii_lowercase + " ") for _ in range(12))]
-    hard = ["to be, or not to be: that is\nthe question.", "'what?' said he; \"no!\""]
-    hard += ["".join(rng.choice(VOCAB_HARD) for _ in range(30))]
-    return [Case((t, "easy")) for t in easy] + [Case((t, "medium")) for t in easy[:2]] + [Case((t, "hard")) for t in hard]
-
-
-def _clean_cases(seed: int) -> list[Case]:
-    rng = random.Random(seed)
-    texts = [
-        "To be, or not to be: that is the Question.",
-        "Tab\there; digits 123 & symbols #@% (gone)\n\"Kept?\" 'yes!'",
-        "ÀÉÎ accents — dashes – and “curly” quotes",
-    ]
-    pool = string.ascii_letters + string.digits + string.punctuation + " \n\t"
-    texts += ["".join(rng.choice(pool) for _ in range(40)) for _ in range(4)]
-    return [Case((t,)) for t in texts]
-
-
-def _word_prob_cases(seed: int) -> list[Case]:
-    g = torch.Generator().manual_seed(seed)
-    counts = [torch.tensor([1985, 963, 523, 385]), torch.randint(1, 500, (100,), generator=g)]
-    return [Case((c, mode)) for c in counts for mode in ("easy", "medium")]
-
-
-def _plaintext_cases(seed: int) -> list[Case]:
-    rng = random.Random(seed)
-    words = ["the", "and", "was", "you", "but", "his", "had", "for", "not"]
-    cases = [Case((["the", "cat"], 32)), Case((["the", "cat", "sat"], 5)), Case((words, 32))]
-    for _ in range(5):
-        cases.append(Case(([rng.choice(words) for _ in range(9)], rng.randint(1, 32))))
-    return cases
+    plain = ["the and was", "zzz", " a "] + ["".join(rng.choice(string.ascii_lowercase + " ") for _ in range(12))]
+    messy = ["The Cat, SAT!", "Tab\there; digits 123\n\"Kept?\" 'yes!'", "ÀÉÎ accents — “curly” quotes: naïve"]
+    messy += ["".join(rng.choice(string.printable + "éÉ") for _ in range(30))]
+    hard = ["to be, or not to be: that is\nthe question.", "".join(rng.choice(VOCAB_HARD) for _ in range(30))]
+    cases = [Case((t, "easy")) for t in plain + messy] + [Case((t, "medium")) for t in plain[:2] + messy[:2]]
+    return cases + [Case((t, "hard")) for t in hard + messy]
 
 
 def _encode_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed)
     easy = torch.randint(0, 27, (8, 32), generator=g)
     hard = torch.randint(0, 36, (5, 16), generator=g)
+    square = torch.randint(0, 27, (6, 6), generator=g)
     return [
-        Case((easy, torch.randint(0, 26, (8,), generator=g)), label="8 easy sequences, random shifts"),
+        Case((easy, torch.randint(0, 26, (8,), generator=g)), label="8 easy sequences, random shifts 0-25"),
         Case((hard, torch.randint(0, 26, (5,), generator=g)), label="5 hard sequences (punctuation ids 26-35)"),
         Case((easy[:2], torch.tensor([0, 25])), label="shifts 0 and 25"),
+        Case((square, torch.tensor([-1, 27, 52, -30, 3, 100])), label="6 x 6 tokens, shifts -1, 27, 52, -30, 3, 100"),
     ]
 
 
-register(Exercise("char_diff", "01", reference(R, "char_diff"), _letters_cases,
-                  hint="Work with indices 0-25 and take the difference modulo 26 (Python's % is never negative)."))
-register(Exercise("rotate_text", "01", reference(R, "rotate_text"), _rotate_cases,
-                  hint="Rotate letters a-z only; spaces and punctuation are left unchanged. z + 1 wraps to a."))
-register(Exercise("tokenize", "01", reference(R, "tokenize"), _tokenize_cases,
-                  hint="Return torch.int64 (long) ids; hard mode uses the 36-token vocabulary."))
-register(Exercise("clean_text", "01", reference(R, "clean_text"), _clean_cases,
-                  hint="Lower-case first (so capitals are kept as letters), then drop characters not in VOCAB_HARD."))
-register(Exercise("word_probabilities", "01", reference(R, "word_probabilities"), _word_prob_cases,
-                  hint="Easy mode draws words by count; medium mode draws them uniformly. Probabilities sum to 1."))
-register(Exercise("make_plaintext", "01", reference(R, "make_plaintext"), _plaintext_cases,
-                  hint="Single spaces between words, then crop the string to seq_len characters."))
-register(Exercise("encode_tokens", "01", reference(R, "encode_tokens"), _encode_cases, points=2,
-                  hint="Only ids 0-25 are letters; rotate those by their row's shift modulo 26 (torch.where helps)."))
+def _word_prob_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    table = torch.tensor([c for _, c in load_word_table()])
+    counts = [
+        (torch.tensor([1985, 963, 523, 385]), "int64 counts"),
+        (torch.randint(1, 500, (100,), generator=g), "100 random int64 counts"),
+        (torch.randint(1, 50, (7,), generator=g).int(), "int32 counts"),
+        (torch.rand(12, generator=g).float() * 10, "float32 counts"),
+        (table.double(), "the word table's counts as float64"),
+    ]
+    return [Case((c, mode), label=f"{label}, mode={mode!r}") for c, label in counts for mode in ("easy", "medium")]
 
-test_char_diff = make_test("char_diff")
+
+def _twins_cases(seed: int) -> list[Case]:
+    rng = random.Random(seed)
+    table = [w for w, _ in load_word_table()]
+    return [
+        Case((table,), label="the 100 words of the table"),
+        Case((rng.sample(table, 40),), label="40 words of the table"),
+        Case((["one", "bar", "the", "ab", "bc", "zab", "ace", "dfh", "abc", "xy"],),
+             label="words of lengths 2 and 3 (including a group of three)"),
+        Case((["the", "tha", "man", "dry"],), label="['the', 'tha', 'man', 'dry']: same first two letters, no twins"),
+        Case(([],), label="an empty list"),
+    ]
+
+
+register(Exercise(
+    "rotate_text", "01", reference(R, "rotate_text"), _rotate_cases,
+    hint="Compare your output with the expected one character by character: which characters differ (capitals? "
+         "punctuation? letters near z?) and for which shifts (negative ones, ones over 25)?",
+    mistakes=(
+        Mistake("no_wrap", "letters near the end of the alphabet go past `z` (or `Z`): the step that wraps around "
+                "the alphabet is missing."),
+        Mistake("rotates_everything", "spaces and punctuation were rotated too: only the letters a-z and A-Z move."),
+        Mistake("capitals_lowered", "capital letters came back in lower case: a capital should stay a capital."),
+        Mistake("capitals_left_alone", "capital letters were left unrotated: they move by the shift too, within A-Z."),
+        Mistake("backwards", "your letters moved backwards: encoding moves each letter forward by `shift`."),
+        Mistake("isalpha", "accented letters (é, ß, ...) were rotated: `str.isalpha` is true for them, but only "
+                "a-z and A-Z are part of the cipher."),
+    ),
+))
+register(Exercise(
+    "tokenize", "01", reference(R, "tokenize"), _tokenize_cases,
+    hint="Look at which characters of the failing text should survive in this mode's vocabulary, and at the "
+         "dtype of your tensor.",
+    mistakes=(
+        Mistake("int32", "the ids are not int64: torch makes int64 from Python ints unless told otherwise; check "
+                "the dtype you asked for."),
+        Mistake("capitals_dropped", "capital letters were dropped instead of being read as letters: check the "
+                "order of lower-casing and filtering."),
+        Mistake("hard_vocab_always", "your function used the hard-mode vocabulary in easy/medium mode: `mode` "
+                "decides the vocabulary."),
+        Mistake("easy_vocab_always", "your function ignored `mode`: in hard mode punctuation and newlines are "
+                "tokens too."),
+    ),
+))
+register(Exercise(
+    "encode_tokens", "01", reference(R, "encode_tokens"), _encode_cases, points=2,
+    hint="Check which ids changed that should not have (26 and above), and whether each row used its own shift.",
+    mistakes=(
+        Mistake("rotates_non_letters", "ids 26 and above (space, punctuation) were changed: only letters are "
+                "encrypted."),
+        Mistake("no_modulo", "some letter ids came out above 25 (or below 0): the rotation does not wrap."),
+        Mistake("first_shift_for_all", "every row was encoded with the first row's shift."),
+        Mistake("shift_per_position", "the shifts were spread along the sequence instead of down the batch: "
+                "check which dimension of `plain_toks` the shifts line up with."),
+    ),
+))
+register(Exercise(
+    "word_probabilities", "01", reference(R, "word_probabilities"), _word_prob_cases,
+    hint="Check the failing mode: which words should be more likely than others there, and does your answer sum to "
+         "1 in float64?",
+    mistakes=(
+        Mistake("counts_in_medium", "in medium mode your probabilities follow the counts: medium mode ignores them."),
+        Mistake("uniform_in_easy", "the two modes are swapped: easy mode is the one that follows the counts."),
+        Mistake("float32", "the probabilities are float32: the exercise asks for float64 whatever the counts' dtype."),
+        Mistake("unnormalised", "the probabilities do not sum to 1."),
+    ),
+))
+register(Exercise(
+    "rotation_twins", "01", reference(R, "rotation_twins"), _twins_cases, points=2,
+    hint="Compare your groups with the expected ones: is a group missing, one too many, or ordered differently?",
+    mistakes=(
+        Mistake("first_two_letters", "words that only share the step between their first two letters were grouped: "
+                "every letter of two twins must match after the rotation."),
+        Mistake("keeps_singletons", "words with no twin were returned as groups of one: only groups of two or more "
+                "count."),
+        Mistake("no_modulo", "twins that wrap around the alphabet (like `one` and `bar`) were missed: the letter "
+                "steps must be taken modulo 26."),
+        Mistake("pairs_only", "a group of three or more twins came back as separate pairs."),
+        Mistake("unsorted", "the groups (or the words inside them) are not sorted."),
+    ),
+))
+
 test_rotate_text = make_test("rotate_text")
 test_tokenize = make_test("tokenize")
-test_clean_text = make_test("clean_text")
-test_word_probabilities = make_test("word_probabilities")
-test_make_plaintext = make_test("make_plaintext")
 test_encode_tokens = make_test("encode_tokens")
+test_word_probabilities = make_test("word_probabilities")
+test_rotation_twins = make_test("rotation_twins")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import random
 
 import torch
 
 from ..data import LETTERS, load_word_table
-from .core import Case, Exercise, make_test, reference, register
+from ..model import weights_path
+from .core import Case, Exercise, Mistake, compare_values, make_test, reference, register
 
 R = "lesson02"
 
@@ -42,26 +44,45 @@ def _model_outputs(model):
         logits = model(_PROBE_TOKS.to(model.cfg.device)).detach().float().cpu()
         writing = [model.W_E, model.W_pos, model.W_O]
         centred = all(w.mean(-1).abs().max().item() < 1e-5 for w in writing)
+        unembed_centred = model.W_U.mean(-1).abs().max().item() < 1e-5
         folded = model.b_V.abs().max().item() == 0
+    # in the order of the processing steps, so that a failure names the first step that differs
     return {
-        "logits": logits,
-        "normalization_type": model.cfg.normalization_type,
+        "normalization_type (LayerNorm folded?)": model.cfg.normalization_type,
         "writing_weights_centred": bool(centred),
+        "unembed_centred": bool(unembed_centred),
         "value_biases_folded": bool(folded),
+        "in_training_mode": bool(model.training),
+        "device": str(next(model.parameters()).device.type),
+        "logits": logits,
     }
 
 
 def _load_cases(seed: int) -> list[Case]:
-    return [Case((mode,)) for mode in ("easy", "medium", "hard")]
+    # the text promises a `device` argument: pass it, and leave it out once
+    return [Case(("easy",)), Case(("medium", "cpu")), Case(("hard",), {"device": "cpu"})]
+
+
+@functools.lru_cache(maxsize=4)
+def _state_dict(mode: str) -> dict[str, torch.Tensor]:
+    return torch.load(weights_path(mode), map_location="cpu", weights_only=True)
+
+
+def _b_O_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    random_sd = {k: torch.randn(v.shape, generator=g) for k, v in _state_dict("easy").items() if v.dim() > 0}
+    cases = [Case((_state_dict(mode), layer), label=f"the trained {mode} state dict, layer {layer}")
+             for mode in ("easy", "medium", "hard") for layer in (0, 1)]
+    return cases + [Case((random_sd, 1), label="a state dict of random weights, layer 1")]
 
 
 def _correct_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed)
     cases = []
-    for batch, seq in [(8, 8), (10, 32), (3, 5)]:
-        logprobs = torch.randn(batch, seq, 26, generator=g).log_softmax(-1)
+    for batch, seq, dtype in [(8, 8, torch.float32), (10, 32, torch.float64), (3, 5, torch.float32), (1, 1, torch.float64)]:
+        logprobs = torch.randn(batch, seq, 26, generator=g).log_softmax(-1).to(dtype)
         labels = torch.randint(0, 26, (batch,), generator=g)
-        cases.append(Case((logprobs, labels), label=f"logprobs [{batch} {seq} 26], labels [{batch}]"))
+        cases.append(Case((logprobs, labels), label=f"logprobs [{batch} {seq} 26] {dtype}, labels [{batch}]"))
     return cases
 
 
@@ -95,31 +116,98 @@ def _posterior_cases(seed: int) -> list[Case]:
     return cases
 
 
-def _exp(x):
-    # exp keeps the dtype, so that a float32 answer is still told apart from the float64 reference
-    return x.exp() if isinstance(x, torch.Tensor) else x
+def _python_numbers(expected, got, case) -> str | None:
+    """The text asks for Python floats: a tensor (even a 0-d one) is reported, then the values are compared."""
+    if isinstance(got, dict):
+        tensors = [k for k, v in got.items() if isinstance(v, torch.Tensor)]
+        if tensors:
+            return (f"{tensors} came back as torch tensors, not Python floats: later cells format and compare "
+                    "these as plain numbers")
+    return compare_values(expected, got)
 
 
-register(Exercise("make_config", "02", reference(R, "make_config"), _config_cases, normalize=_config_fields,
-                  hint="Easy/medium read 27 tokens (26 letters + space), hard reads 36; the output is always the 26 "
-                       "shifts. Attention only (no MLPs), LayerNorm ('LN'), learned ('standard') positions, causal."))
-register(Exercise("load_trained_model", "02", reference(R, "load_trained_model"), _load_cases,
-                  normalize=_model_outputs, atol=1e-3, rtol=1e-3,
-                  hint="Create the model from make_config(mode), torch.load(utils.model.weights_path(mode), "
-                       "weights_only=True), then model.load_and_process_state_dict(state_dict, fold_ln=True, "
-                       "center_writing_weights=True, center_unembed=True, fold_value_biases=True): all four steps."))
-register(Exercise("correct_logprobs", "02", reference(R, "correct_logprobs"), _correct_cases,
-                  hint='The label depends on the sequence (batch index), not the position: eindex(logprobs, labels, '
-                       '"batch seq [batch]").'))
-register(Exercise("summary_stats", "02", reference(R, "summary_stats"), _stats_cases,
-                  hint="Cross-entropy is minus the mean log-prob of the true shift; the p's are exp(log-prob)."))
-register(Exercise("first_word_posterior", "02", reference(R, "first_word_posterior"), _posterior_cases,
-                  normalize=_exp, points=2,
-                  hint="Decode the letters with each shift; p(shift | first j letters) is proportional to the total "
-                       "frequency of the words that START with those j decoded letters (not a product of "
-                       "per-letter frequencies). Return float64 log-probs."))
+register(Exercise(
+    "make_config", "02", reference(R, "make_config"), _config_cases, normalize=_config_fields,
+    hint="The failing field is named above: compare it with the description of the architecture at the top of "
+         "section 1 (and check that your value depends on `mode` where it should).",
+    mistakes=(
+        Mistake("hard_vocab_always", "`d_vocab` is the hard-mode size in every mode: the input vocabulary depends on "
+                "`mode`."),
+        Mistake("output_is_input_vocab", "`d_vocab_out` was set to the input vocabulary: the model outputs one logit "
+                "per shift."),
+        Mistake("d_head_is_d_model", "`d_head` equals `d_model`: each head works in a smaller space (see section 1)."),
+        Mistake("bidirectional", "attention is not causal: each position may only look at itself and earlier ones."),
+    ),
+))
+register(Exercise(
+    "load_trained_model", "02", reference(R, "load_trained_model"), _load_cases,
+    normalize=_model_outputs, atol=1e-3, rtol=1e-3,
+    hint="The first property that differs is named above: it points at the loading or processing step to look at.",
+    mistakes=(
+        Mistake("no_center_unembed", "the unembedding was not centred: one of the four processing flags is off."),
+        Mistake("no_fold_ln", "LayerNorm was not folded into the weights: one of the four processing flags is off."),
+        Mistake("no_fold_value_biases", "the value biases were not folded into `b_O`: one of the four processing "
+                "flags is off."),
+        Mistake("unprocessed", "the weights were loaded as trained, without TransformerLens's processing."),
+        Mistake("no_eval", "the model was returned in training mode."),
+        Mistake("easy_weights_always", "the medium model came back with the easy model's weights: the checkpoint "
+                "path depends on `mode`."),
+    ),
+))
+register(Exercise(
+    "rebuild_b_O", "02", reference(R, "rebuild_b_O"), _b_O_cases, points=2, atol=1e-5,
+    hint="Go through the processing steps in order (fold LayerNorm, fold the value biases, centre) and check which "
+         "contribution to the output bias your answer is missing or has extra.",
+    mistakes=(
+        Mistake("no_ln_bias", "LayerNorm's bias is missing: folding LayerNorm adds what its bias contributes through "
+                "W_V to the value bias."),
+        Mistake("not_centred", "your b_O is not centred over d_model: centring the writing weights applies to b_O too."),
+        Mistake("without_trained_b_O", "the trained b_O itself is missing: the folded value biases are added to it."),
+        Mistake("ln_weight_not_bias", "you pushed LayerNorm's scale (w), not its bias (b), into the value bias."),
+    ),
+))
+register(Exercise(
+    "correct_logprobs", "02", reference(R, "correct_logprobs"), _correct_cases,
+    hint="Check the shape and the sign of what you return, and that each sequence uses its own label at every "
+         "position.",
+    mistakes=(
+        Mistake("probabilities", "you returned probabilities: the exercise asks for the log-probs themselves."),
+        Mistake("whole_label_table", "the output has an extra dimension: every label was picked for every sequence, "
+                "not each sequence's own label."),
+        Mistake("loss", "the values have the wrong sign: return the log-probs, not the loss."),
+        Mistake("to_float64", "the dtype changed: return the log-probs in the dtype they came in."),
+    ),
+))
+register(Exercise(
+    "summary_stats", "02", reference(R, "summary_stats"), _stats_cases, compare=_python_numbers,
+    hint="The key that differs is named above: check its definition in the exercise text (sign, and whether it is "
+         "taken over probabilities or log-probs).",
+    mistakes=(
+        Mistake("tensors", "the values are torch tensors: the exercise asks for Python floats."),
+        Mistake("ce_sign", "`ce` has the wrong sign: a cross-entropy is never negative."),
+        Mistake("mean_p_from_ce", "`mean_p` is exp(-ce), a geometric mean: the mean of the probabilities is "
+                "larger."),
+        Mistake("max_not_min", "`min_p` is the largest probability, not the smallest."),
+    ),
+))
+register(Exercise(
+    "first_word_posterior", "02", reference(R, "first_word_posterior"), _posterior_cases, points=2,
+    hint="Look at the row (number of letters seen) and shift named above: which words should explain those decoded "
+         "letters, and with how much weight? Return float64 log-probs, normalised per row.",
+    mistakes=(
+        Mistake("independent_letters", "you multiplied per-letter frequencies: the letters of a word are not "
+                "independent, so a prefix's probability is the total frequency of the words that start with it."),
+        Mistake("probabilities", "you returned probabilities: the exercise asks for log-probabilities."),
+        Mistake("float32", "the log-probs are float32: the exercise asks for float64."),
+        Mistake("unnormalised", "the rows are not normalised: each row must sum to 1 over the 26 shifts (in "
+                "probability)."),
+        Mistake("last_letter_only", "a word counted when its j-th letter matched, whatever the letters before it: "
+                "all of the first j + 1 letters must match."),
+    ),
+))
 
 test_make_config = make_test("make_config")
+test_rebuild_b_O = make_test("rebuild_b_O")
 test_load_trained_model = make_test("load_trained_model")
 test_correct_logprobs = make_test("correct_logprobs")
 test_summary_stats = make_test("summary_stats")

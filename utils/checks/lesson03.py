@@ -8,7 +8,7 @@ import torch
 
 from .. import analysis
 from ..data import load_word_table
-from .core import Case, Exercise, Ref, make_test, reference, register
+from .core import Case, Exercise, Mistake, Ref, make_test, reference, register
 
 R = "lesson03"
 
@@ -23,7 +23,8 @@ def _words_freq(rng: random.Random, n: int, mode: str = "easy") -> list[tuple[st
 
 
 def _model_cases(seed: int) -> list[Case]:
-    return [Case((Ref("model", "easy"),), label="the trained easy model")]
+    # several models, so that a function that ignores its `model` argument fails
+    return [Case((Ref("model", mode),), label=f"the trained {mode} model") for mode in ("easy", "medium", "hard")]
 
 
 def _freq_cases(seed: int) -> list[Case]:
@@ -33,6 +34,7 @@ def _freq_cases(seed: int) -> list[Case]:
         Case((_words_freq(rng, 100, "medium"),), label="the 100-word table, uniform frequencies"),
         Case((_words_freq(rng, 12, "easy"),), label="12 random words"),
         Case(([("the", 0.75), ("abc", 0.25)],), label="[('the', 0.75), ('abc', 0.25)]"),
+        Case((_words_freq(rng, 100, "easy")[:10],), label="the 10 most frequent words, frequencies not summing to 1"),
     ]
 
 
@@ -42,6 +44,7 @@ def _probs_cases(seed: int) -> list[Case]:
     peaked = torch.full((26, 26), 1e-3)
     peaked[torch.arange(26), (torch.arange(26) - 19) % 26] = 1.0  # every row says "the first letter was t"
     cases.append(Case((peaked / peaked.sum(-1, keepdim=True),), label="rows all pointing at plaintext 't'"))
+    cases.append(Case((torch.randn(26, 26, generator=g, dtype=torch.float64).softmax(-1),), label="float64 probs"))
     return cases
 
 
@@ -57,9 +60,10 @@ def _word_list_cases(seed: int) -> list[Case]:
 def _rotation_cases(seed: int) -> list[Case]:
     rng = random.Random(seed)
     cases = []
-    for words in (["the", "and", "you"], [w for w, _ in _words_freq(rng, 10)]):
+    for words, mode in ((["the", "and", "you"], "easy"), ([w for w, _ in _words_freq(rng, 10)], "easy"),
+                        ([w for w, _ in _words_freq(rng, 6)], "medium")):
         toks, shifts = analysis.rotated_word_tokens(words)
-        cases.append(Case((Ref("model", "easy"), toks, shifts), label=f"all rotations of {words}"))
+        cases.append(Case((Ref("model", mode), toks, shifts), label=f"the {mode} model, all rotations of {words}"))
     return cases
 
 
@@ -73,40 +77,79 @@ def _evidence_cases(seed: int) -> list[Case]:
     return cases
 
 
-def _bayes_cases(seed: int) -> list[Case]:
-    rng = random.Random(seed)
-    cases = []
-    for n, mode in ((100, "easy"), (100, "medium"), (15, "easy")):
-        wf = _words_freq(rng, n, mode)
-        cases.append(Case(([w for w, _ in wf], wf), label=f"{n} words, {mode} frequencies"))
-    wf = [("the", 0.7), ("man", 0.2), ("dry", 0.1)]
-    cases.append(Case((["the", "man"], wf), label=f"words_freq={wf}"))
-    return cases
-
-
-register(Exercise("first_char_probs", "03", reference(R, "first_char_probs"), _model_cases,
-                  hint="Feed a batch of 26 one-token sequences (torch.arange(26) as a [26, 1] tensor) and softmax "
-                       "the logits at position 0 over the 26 shifts."))
-register(Exercise("letter_freqs_by_position", "03", reference(R, "letter_freqs_by_position"), _freq_cases,
-                  hint="Add each word's frequency (not 1) to freqs[j, index of its j-th letter]; each row sums to 1."))
-register(Exercise("implied_first_letter_probs", "03", reference(R, "implied_first_letter_probs"), _probs_cases,
-                  hint="Plaintext letter L encoded with shift s gives character c = L + s, so the model's weight on "
-                       "L when it sees c is probs[c, (c - L) % 26]; average that over c."))
-register(Exercise("rotated_word_tokens", "03", reference(R, "rotated_word_tokens"), _word_list_cases,
-                  hint="Row w * 26 + s is word w rotated by s (word-major order: all 26 rotations of the first word "
-                       "come first). Return (toks, shifts), both int64."))
-register(Exercise("rotation_averaged_probs", "03", reference(R, "rotation_averaged_probs"), _rotation_cases,
-                  hint="Softmax the logits, pick each row's correct shift with eindex(probs, shifts, "
-                       "'word_rot seq [word_rot]'), then average over the 26 rotations: '(word rot) seq -> word seq'."))
-register(Exercise("independent_evidence_probs", "03", reference(R, "independent_evidence_probs"), _evidence_cases,
-                  points=2,
-                  hint="Read each word unrotated (correct shift 0). Shift s decodes letter j as (letter - s) % 26; "
-                       "add log letter_freqs[j, that letter] over the letters seen so far (a cumsum), then softmax "
-                       "over the 26 shifts and keep shift 0."))
-register(Exercise("bayes_word_probs", "03", reference(R, "bayes_word_probs"), _bayes_cases, points=2,
-                  hint="p(prefix) is the total frequency of the words starting with it. For each shift s, decode the "
-                       "prefix with s and look up its p; normalise over the 26 shifts and keep s = 0. "
-                       "utils.bayes.prefix_logprobs gives the log p of every 1-, 2- and 3-letter prefix."))
+register(Exercise(
+    "first_char_probs", "03", reference(R, "first_char_probs"), _model_cases,
+    hint="Check that each row is a probability distribution over the shifts (rows sum to 1), that row c is the "
+         "first character c, and that you used the model you were given.",
+    mistakes=(
+        Mistake("logits", "you returned logits: the exercise asks for probabilities over the shifts."),
+        Mistake("log_probs", "you returned log-probabilities: the exercise asks for probabilities."),
+        Mistake("softmax_over_characters", "the softmax ran over the 26 characters (the batch), not over the shifts."),
+        Mistake("transposed", "rows and columns are swapped: row c should be the first character, column s the shift."),
+        Mistake("one_sequence", "the 26 letters were read as one sequence of length 26, so position j saw letters "
+                "0..j: each letter must be its own one-token sequence."),
+    ),
+))
+register(Exercise(
+    "letter_freqs_by_position", "03", reference(R, "letter_freqs_by_position"), _freq_cases,
+    hint="Check the shape ([3, 26]), the dtype, whether each row sums to 1, and how much each word contributes.",
+    mistakes=(
+        Mistake("counts_words", "every word counted once: a word contributes its probability, not 1."),
+        Mistake("unnormalised", "the rows do not sum to 1 when the frequencies given do not: normalise each row."),
+        Mistake("float32", "the frequencies are float32: the exercise asks for float64."),
+        Mistake("transposed", "the table is [26, 3]: rows are the positions in the word."),
+    ),
+))
+register(Exercise(
+    "implied_first_letter_probs", "03", reference(R, "implied_first_letter_probs"), _probs_cases,
+    hint="For one first character c, check which column of probs you read for plaintext letter L, and that you "
+         "average (not sum) over c, keeping the dtype you were given.",
+    mistakes=(
+        Mistake("wrong_sign", "the column is L - c instead of c - L: the shift that turns L into c is c - L."),
+        Mistake("no_realignment", "the rows were averaged as they are, without re-indexing each by plaintext letter."),
+        Mistake("sum_not_mean", "the result sums to 26: average over the first characters, do not add them up."),
+        Mistake("float32_always", "float64 input came back as float32: keep the dtype of `probs`."),
+    ),
+))
+register(Exercise(
+    "rotated_word_tokens", "03", reference(R, "rotated_word_tokens"), _word_list_cases,
+    hint="Check the order of the rows (which rows hold word 0?), the direction of the rotation, the shifts that go "
+         "with the rows, and the dtypes.",
+    mistakes=(
+        Mistake("shift_major", "the rows are shift-major (all words with shift 0 first): the text asks for "
+                "word-major order."),
+        Mistake("shifts_in_word_order", "the tokens are word-major but the `shifts` tensor is not: shifts[w * 26 + s] "
+                "must be s."),
+        Mistake("backwards", "the words were rotated backwards: encoding adds the shift."),
+        Mistake("int32", "the tensors are not int64."),
+    ),
+))
+register(Exercise(
+    "rotation_averaged_probs", "03", reference(R, "rotation_averaged_probs"), _rotation_cases,
+    hint="Check that you average probabilities (not log-probs) of each row's own shift, that the 26 rows you average "
+         "together are the rotations of one word, and that you used the model you were given.",
+    mistakes=(
+        Mistake("log_probs", "you averaged log-probabilities: the exercise asks for probabilities."),
+        Mistake("rot_word_grouping", "the rows were grouped as if they were shift-major: the 26 rotations of a word "
+                "are consecutive rows."),
+        Mistake("top_prob", "you took the model's highest probability, not the probability of the correct shift."),
+        Mistake("shift_zero", "you took the probability of shift 0 in every row: each row's correct shift is in "
+                "`shifts`."),
+    ),
+))
+register(Exercise(
+    "independent_evidence_probs", "03", reference(R, "independent_evidence_probs"), _evidence_cases, points=2,
+    hint="Check, for the position named above, which letters' evidence you combined, in which direction you decoded, "
+         "and which row of letter_freqs each letter reads from.",
+    mistakes=(
+        Mistake("no_cumsum", "each position used only its own letter: the evidence of all the letters seen so far "
+                "adds up."),
+        Mistake("first_letter_freqs", "every letter read the first-letter frequencies: letter j has its own row of "
+                "letter_freqs."),
+        Mistake("sum_of_freqs", "you added frequencies: independent evidence multiplies likelihoods (adds "
+                "log-probabilities)."),
+    ),
+))
 
 test_first_char_probs = make_test("first_char_probs")
 test_letter_freqs_by_position = make_test("letter_freqs_by_position")
@@ -114,4 +157,3 @@ test_implied_first_letter_probs = make_test("implied_first_letter_probs")
 test_rotated_word_tokens = make_test("rotated_word_tokens")
 test_rotation_averaged_probs = make_test("rotation_averaged_probs")
 test_independent_evidence_probs = make_test("independent_evidence_probs")
-test_bayes_word_probs = make_test("bayes_word_probs")

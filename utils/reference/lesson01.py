@@ -12,42 +12,44 @@ from torch import Tensor
 from ..data import VOCAB_EASY, VOCAB_HARD
 
 
-def char_diff(x: str, y: str) -> int:
-    """The shift that takes letter y to letter x: char_diff("b", "a") == 1, char_diff("a", "b") == 25."""
-    return (string.ascii_lowercase.index(x) - string.ascii_lowercase.index(y)) % 26
-
-
 def rotate_text(text: str, shift: int) -> str:
-    """Move every letter a-z forward by `shift` (wrapping z -> a); leave every other character alone."""
-    letters = string.ascii_lowercase
-    return "".join(letters[(letters.index(c) + shift) % 26] if c in letters else c for c in text)
+    """Caesar-encode any text: a-z and A-Z move forward by `shift` (any integer) within their own case, wrapping
+    around; every other character (spaces, punctuation, digits, accented letters) is left alone."""
+    out = []
+    for c in text:
+        for alphabet in (string.ascii_lowercase, string.ascii_uppercase):
+            if c in alphabet:
+                c = alphabet[(alphabet.index(c) + shift) % 26]
+                break
+        out.append(c)
+    return "".join(out)
 
 
 def tokenize(text: str, mode: str) -> Int[Tensor, "seq"]:
-    """Token ids (int64) of `text`: the index of each character in the mode's vocabulary."""
+    """Token ids (int64) of any text in the vocabulary of `mode`: lower-case it, drop every character the
+    vocabulary lacks, and return the index of each remaining character."""
     vocab = VOCAB_HARD if mode == "hard" else VOCAB_EASY
-    return torch.tensor([vocab.index(c) for c in text], dtype=torch.int64)
-
-
-def clean_text(text: str) -> str:
-    """Lower-case, then keep only the 36 hard-mode characters (a-z, newline, space, . , : ; ? ! ' ")."""
-    allowed = set(VOCAB_HARD)
-    return "".join(c for c in text.lower() if c in allowed)
-
-
-def word_probabilities(counts: Int[Tensor, "n_words"], mode: str) -> Float[Tensor, "n_words"]:
-    """Probability (float64) of drawing each word: proportional to its count in easy mode, uniform in medium."""
-    counts = counts.double()
-    weights = counts if mode == "easy" else torch.ones_like(counts)
-    return weights / weights.sum()
-
-
-def make_plaintext(words: list[str], seq_len: int) -> str:
-    """Join words with single spaces and crop to seq_len characters."""
-    return " ".join(words)[:seq_len]
+    return torch.tensor([vocab.index(c) for c in text.lower() if c in vocab], dtype=torch.int64)
 
 
 def encode_tokens(plain_toks: Int[Tensor, "batch seq"], shifts: Int[Tensor, "batch"]) -> Int[Tensor, "batch seq"]:
     """Caesar-encode a batch of token ids: letters (ids 0-25) move by their row's shift, other ids stay."""
     shifts = einops.rearrange(shifts, "batch -> batch 1")
     return torch.where(plain_toks < 26, (plain_toks + shifts) % 26, plain_toks)
+
+
+def word_probabilities(counts: Tensor, mode: str) -> Float[Tensor, "n_words"]:
+    """Probability (float64) of drawing each word: proportional to its count in easy mode, uniform in medium."""
+    counts = counts.double()
+    weights = counts if mode == "easy" else torch.ones_like(counts)
+    return weights / weights.sum()
+
+
+def rotation_twins(words: list[str]) -> list[list[str]]:
+    """The groups (two or more words) of `words` that are rotations of each other, each group sorted, the list of
+    groups sorted."""
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for w in words:
+        key = tuple((string.ascii_lowercase.index(c) - string.ascii_lowercase.index(w[0])) % 26 for c in w)
+        groups.setdefault(key, []).append(w)
+    return sorted(sorted(g) for g in groups.values() if len(g) > 1)

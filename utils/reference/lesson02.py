@@ -71,3 +71,13 @@ def first_word_posterior(
         matches = torch.cumprod((plain == word_toks).long(), dim=1)  # [shift 3]: first j+1 letters all match
         likelihood += freq * matches.T
     return (likelihood / likelihood.sum(-1, keepdim=True)).log()
+
+
+def rebuild_b_O(state_dict: dict[str, Tensor], layer: int) -> Float[Tensor, "d_model"]:
+    """The processed model's `b_O` of `layer`, rebuilt by hand from the trained (unprocessed) state dict: the value
+    bias that reaches each head (b_V plus LayerNorm's bias read through W_V), pushed through W_O and added to b_O,
+    then centred over d_model (centring the writing weights)."""
+    p = f"blocks.{layer}"
+    b_V = state_dict[f"{p}.attn.b_V"] + torch.einsum("d, h d k -> h k", state_dict[f"{p}.ln1.b"], state_dict[f"{p}.attn.W_V"])
+    b_O = state_dict[f"{p}.attn.b_O"] + torch.einsum("h k, h k d -> d", b_V, state_dict[f"{p}.attn.W_O"])
+    return b_O - b_O.mean()

@@ -1,6 +1,6 @@
 """Reference answers for notebook 03 (positions 0 and 1).
 
-Six of the seven answers are the shared analyses of `utils.analysis` (later lessons rerun them on other modes), so
+Five of the six answers are the shared analyses of `utils.analysis` (later lessons rerun them on other modes), so
 they are re-exported from there rather than written twice. Only `rotation_averaged_probs` is defined here: it takes
 the rotated tokens as input, where `analysis.word_correct_probs` builds them from the word list itself.
 """
@@ -15,7 +15,6 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from ..analysis import (
-    bayes_word_probs,
     first_char_probs,
     implied_first_letter_probs,
     independent_evidence_probs,
@@ -24,7 +23,6 @@ from ..analysis import (
 )
 
 __all__ = [
-    "bayes_word_probs",
     "first_char_probs",
     "implied_first_letter_probs",
     "independent_evidence_probs",

@@ -1,0 +1,176 @@
+"""Measures how much thinking the lessons leave to the learner (issue 10), on every solution notebook present.
+
+- predictions: the number of `### Prediction - <name>` prompts per lesson (at least 2 in lesson 01, 3 from 02 on);
+- hint share: for each exercise, the share of its solution's code (the non-blank lines between BEGIN and END
+  SOLUTION, comments dropped and whitespace removed) that appears in its hints (the `<details>` blocks of the
+  markdown cells between that exercise's heading and the next exercise's, backticks and whitespace removed). A
+  character of the solution counts as "in the hints" when some run of `WINDOW` consecutive solution characters that
+  covers it appears verbatim in the hints, so a quoted fragment counts, not only a quoted whole line. No exercise may
+  reach 50%, and the mean must stay under 20%.
+
+Run `python -m pytest tests/test_pedagogy.py -s -q` to print the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = sorted(ROOT.glob("solutions/[0-9][0-9]_*.ipynb"))
+MIN_PREDICTIONS = {"01": 2}  # every other lesson: 3
+DEFAULT_MIN_PREDICTIONS = 3
+MAX_SHARE, MAX_MEAN_SHARE = 0.5, 0.2
+WINDOW = 12  # characters (whitespace removed): about one call such as `x.softmax(-1)` or `% 26` with its operand
+# Lessons another helper is rewriting in parallel (issue 10 for 04-07): measured and printed, expected to fail until
+# their rewrite lands. Remove a lesson from here once it passes.
+NOT_YET_REWRITTEN = {"04", "05", "06", "07"}
+
+EXERCISE = re.compile(r"^###\s+Exercise\s*-\s*(.+)$", re.M)
+PREDICTION = re.compile(r"^###\s+Prediction\s*-\s*(.+)$", re.M)
+DETAILS = re.compile(r"<details>(.*?)</details>", re.S)
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+
+
+def normalize(line: str) -> str:
+    """A line of code with its comment dropped and all whitespace removed, so re-indentation does not hide a copy."""
+    line = re.sub(r"\s+#.*$", "", line) if not line.lstrip().startswith("#") else ""
+    return re.sub(r"\s+", "", line)
+
+
+def solution_lines(source: str) -> list[str]:
+    lines, inside = [], False
+    for line in source.splitlines():
+        if line.strip() == BEGIN:
+            inside = True
+        elif line.strip() == END:
+            inside = False
+        elif inside and normalize(line):
+            lines.append(normalize(line))
+    return lines
+
+
+def covered(code: str, hints: str, window: int = WINDOW) -> int:
+    """How many characters of `code` lie in some `window`-long run of `code` that occurs verbatim in `hints`."""
+    if len(code) < window:
+        return len(code) if code and code in hints else 0
+    mask = [False] * len(code)
+    for i in range(len(code) - window + 1):
+        if code[i : i + window] in hints:
+            mask[i : i + window] = [True] * window
+    return sum(mask)
+
+
+@dataclasses.dataclass
+class ExerciseShare:
+    lesson: str
+    name: str
+    n_chars: int
+    n_in_hints: int
+
+    @property
+    def share(self) -> float:
+        return self.n_in_hints / self.n_chars if self.n_chars else 0.0
+
+
+def hint_text(markdown_sources: list[str]) -> str:
+    """The `<details>` blocks of these markdown cells, backticks and whitespace removed."""
+    blocks = [b for source in markdown_sources for b in DETAILS.findall(source)]
+    return re.sub(r"\s+", "", "".join(blocks).replace("`", ""))
+
+
+def lesson_id(path: Path) -> str:
+    return path.name[:2]
+
+
+def hint_shares(path: Path) -> list[ExerciseShare]:
+    """One row per exercise heading: the solution lines of the code cells up to the next exercise heading, and how
+    many of them occur (normalised) in the `<details>` blocks of the markdown cells in the same stretch."""
+    nb = nbformat.read(path, as_version=4)
+    stretches: list[tuple[str, list]] = []
+    for cell in nb.cells:
+        heading = EXERCISE.search(cell.source) if cell.cell_type == "markdown" else None
+        if heading:
+            stretches.append((heading.group(1).strip(), []))
+        if stretches:
+            stretches[-1][1].append(cell)
+    rows = []
+    for name, cells in stretches:
+        code = "".join(line for c in cells if c.cell_type == "code" for line in solution_lines(c.source))
+        hints = hint_text([c.source for c in cells if c.cell_type == "markdown"])
+        rows.append(ExerciseShare(lesson_id(path), name, len(code), covered(code, hints)))
+    return rows
+
+
+def prediction_count(path: Path) -> int:
+    nb = nbformat.read(path, as_version=4)
+    return sum(len(PREDICTION.findall(c.source)) for c in nb.cells if c.cell_type == "markdown")
+
+
+def _mark(path: Path):
+    if lesson_id(path) in NOT_YET_REWRITTEN:
+        return pytest.mark.xfail(reason=f"lesson {lesson_id(path)} is being rewritten for issue 10 by another helper",
+                                 strict=False)
+    return ()
+
+
+PARAMS = [pytest.param(p, id=p.stem, marks=_mark(p)) for p in LESSONS]
+
+
+def test_table_prints():
+    """The measurement itself (run with -s): predictions per lesson, hint share per exercise."""
+    print("\nlesson | predictions (min) | exercises | mean hint share | max hint share (exercise)")
+    for path in LESSONS:
+        rows = hint_shares(path)
+        lid = lesson_id(path)
+        shares = [r.share for r in rows]
+        worst = max(rows, key=lambda r: r.share) if rows else None
+        print(f"{lid:6} | {prediction_count(path):11} ({MIN_PREDICTIONS.get(lid, DEFAULT_MIN_PREDICTIONS)}) | "
+              f"{len(rows):9} | {sum(shares) / max(len(shares), 1):15.0%} | "
+              + (f"{worst.share:.0%} ({worst.name})" if worst else "-"))
+    print("\nper exercise: lesson, exercise, solution characters, of them in hints, share")
+    for path in LESSONS:
+        for r in hint_shares(path):
+            print(f"  {r.lesson} {r.name[:55]:55} {r.n_chars:4} {r.n_in_hints:4} {r.share:5.0%}")
+    assert LESSONS, "no solution notebooks found"
+
+
+@pytest.mark.parametrize("path", PARAMS)
+def test_predictions_per_lesson(path):
+    lid = lesson_id(path)
+    need = MIN_PREDICTIONS.get(lid, DEFAULT_MIN_PREDICTIONS)
+    assert prediction_count(path) >= need, f"lesson {lid}: {prediction_count(path)} prediction prompts, need {need}"
+
+
+@pytest.mark.parametrize("path", PARAMS)
+def test_hints_do_not_give_the_answer(path):
+    rows = hint_shares(path)
+    too_much = [f"{r.name} ({r.share:.0%})" for r in rows if r.share >= MAX_SHARE]
+    assert not too_much, f"hints hold half or more of the solution in: {too_much}"
+
+
+@pytest.mark.parametrize("path", PARAMS)
+def test_mean_hint_share(path):
+    rows = hint_shares(path)
+    if rows:
+        mean = sum(r.share for r in rows) / len(rows)
+        assert mean < MAX_MEAN_SHARE, f"mean hint share {mean:.0%}"
+
+
+def test_measure_counts_copied_code():
+    """The measure is not vacuous: a hint that quotes the solution scores 100%, one that quotes a fragment scores
+    part, one that only describes it scores 0%."""
+    solution = "def f(x):\n    ### BEGIN SOLUTION\n    y = x.softmax(-1)  # probs\n    return y.mean(0)\n    ### END SOLUTION\n"
+    code = "".join(solution_lines(solution))
+    assert code == "y=x.softmax(-1)returny.mean(0)"
+    full = hint_text(["<details><summary>Hint</summary>\n\n`y = x.softmax(-1)`, then\n`return y.mean(0)`\n</details>"])
+    part = hint_text(["<details><summary>Hint 2</summary>\n\n`x.softmax(-1)` gives probabilities</details>"])
+    none = hint_text(["<details><summary>Hint 1</summary>\n\nturn logits into probabilities, then average</details>",
+                      "y = x.softmax(-1) outside any details block"])
+    assert covered(code, full) == len(code)
+    assert 0 < covered(code, part) < len(code) / 2
+    assert covered(code, none) == 0

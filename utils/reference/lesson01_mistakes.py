@@ -1,0 +1,142 @@
+"""Plausible wrong answers to the exercises of notebook 01, one function per catalogued mistake
+(`<exercise>__<mistake>`, see `utils.checks.core.Mistake`). The checks' diagnosis and `tests/` use the same ones."""
+
+from __future__ import annotations
+
+import string
+
+import torch
+
+from ..data import VOCAB_EASY, VOCAB_HARD
+from . import lesson01 as ref
+
+LOW, UP = string.ascii_lowercase, string.ascii_uppercase
+
+
+# rotate_text ------------------------------------------------------------------------------------------------------
+def rotate_text__no_wrap(text, shift):
+    return "".join(chr(ord(c) + shift) if c in LOW + UP else c for c in text)
+
+
+def rotate_text__rotates_everything(text, shift):
+    return "".join(chr((ord(c.lower()) - 97 + shift) % 26 + 97) for c in text)
+
+
+def rotate_text__capitals_lowered(text, shift):
+    return ref.rotate_text(text.lower(), shift)
+
+
+def rotate_text__capitals_left_alone(text, shift):
+    return "".join(LOW[(LOW.index(c) + shift) % 26] if c in LOW else c for c in text)
+
+
+def rotate_text__backwards(text, shift):
+    return ref.rotate_text(text, -shift)
+
+
+def rotate_text__isalpha(text, shift):  # str.isalpha is true for é, ß, ...: they are not a-z
+    return "".join(chr((ord(c.lower()) - 97 + shift) % 26 + 97) if c.isalpha() else c for c in text)
+
+
+# tokenize ---------------------------------------------------------------------------------------------------------
+def tokenize__int32(text, mode):
+    return ref.tokenize(text, mode).int()
+
+
+def tokenize__capitals_dropped(text, mode):
+    vocab = VOCAB_HARD if mode == "hard" else VOCAB_EASY
+    return torch.tensor([vocab.index(c) for c in text if c in vocab], dtype=torch.int64)
+
+
+def tokenize__hard_vocab_always(text, mode):
+    return ref.tokenize(text, "hard")
+
+
+def tokenize__easy_vocab_always(text, mode):
+    return ref.tokenize(text, "easy")
+
+
+# encode_tokens ----------------------------------------------------------------------------------------------------
+def encode_tokens__rotates_non_letters(plain_toks, shifts):
+    return (plain_toks + shifts[:, None]) % 26
+
+
+def encode_tokens__no_modulo(plain_toks, shifts):
+    return torch.where(plain_toks < 26, plain_toks + shifts[:, None], plain_toks)
+
+
+def encode_tokens__first_shift_for_all(plain_toks, shifts):
+    return torch.where(plain_toks < 26, (plain_toks + shifts[0]) % 26, plain_toks)
+
+
+def encode_tokens__shift_per_position(plain_toks, shifts):
+    return torch.where(plain_toks < 26, (plain_toks + shifts[None, :]) % 26, plain_toks)
+
+
+def encode_tokens__in_place(plain_toks, shifts):  # right values, but the learner's input tensor is overwritten
+    letters = plain_toks < 26
+    plain_toks[letters] = ((plain_toks + shifts[:, None]) % 26)[letters]
+    return plain_toks
+
+
+# word_probabilities -----------------------------------------------------------------------------------------------
+def word_probabilities__counts_in_medium(counts, mode):
+    return counts.double() / counts.double().sum()
+
+
+def word_probabilities__uniform_in_easy(counts, mode):
+    return ref.word_probabilities(counts, "medium" if mode == "easy" else "easy")
+
+
+def word_probabilities__float32(counts, mode):
+    return ref.word_probabilities(counts, mode).float()
+
+
+def word_probabilities__unnormalised(counts, mode):
+    return counts.double() if mode == "easy" else torch.ones(len(counts), dtype=torch.float64)
+
+
+def word_probabilities__in_place(counts, mode):  # right values, but the counts are divided in place
+    if mode != "easy":
+        counts.fill_(1)
+    counts = counts.double() if not counts.is_floating_point() else counts
+    counts /= counts.sum()
+    return counts.double()
+
+
+# rotation_twins ---------------------------------------------------------------------------------------------------
+def rotation_twins__first_two_letters(words):
+    groups: dict[tuple, list[str]] = {}
+    for w in words:
+        groups.setdefault(((LOW.index(w[1]) - LOW.index(w[0])) % 26, len(w)), []).append(w)
+    return sorted(sorted(g) for g in groups.values() if len(g) > 1)
+
+
+def rotation_twins__keeps_singletons(words):
+    groups: dict[tuple, list[str]] = {}
+    for w in words:
+        groups.setdefault(tuple((LOW.index(c) - LOW.index(w[0])) % 26 for c in w), []).append(w)
+    return sorted(sorted(g) for g in groups.values())
+
+
+def rotation_twins__no_modulo(words):
+    groups: dict[tuple, list[str]] = {}
+    for w in words:
+        groups.setdefault(tuple(LOW.index(c) - LOW.index(w[0]) for c in w), []).append(w)
+    return sorted(sorted(g) for g in groups.values() if len(g) > 1)
+
+
+def rotation_twins__pairs_only(words):
+    out = []
+    for i, a in enumerate(words):
+        for b in words[i + 1 :]:
+            if len(a) == len(b) and any(ref.rotate_text(a, s) == b for s in range(1, 26)):
+                out.append(sorted([a, b]))
+    return sorted(out)
+
+
+def rotation_twins__unsorted(words):
+    groups: dict[tuple, list[str]] = {}
+    for w in words:
+        groups.setdefault(tuple((LOW.index(c) - LOW.index(w[0])) % 26 for c in w), []).append(w)
+    return [g for g in groups.values() if len(g) > 1]
