@@ -140,3 +140,40 @@ test_attention_slot_shares = make_test("attention_slot_shares")
 test_loss_per_position = make_test("loss_per_position")
 test_ablated_logits = make_test("ablated_logits")
 test_ablation_loss_change = make_test("ablation_loss_change")
+
+
+# --- margin attribution (issue 9): new exercise ------------------------------------------------------------------
+from .core import Mistake  # noqa: E402
+
+
+def _margin_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for batch, seq in ((40, 32), (6, 5)):
+        components = torch.randn(5, batch, seq, 48, generator=g) + torch.randn(5, 1, seq, 48, generator=g) * 3
+        scale = torch.rand(batch, seq, 1, generator=g) * 2 + 0.2
+        W_U = torch.randn(48, 26, generator=g)
+        labels = torch.randint(0, 26, (batch,), generator=g)
+        logits = torch.randn(batch, seq, 26, generator=g) * 2
+        right = torch.rand(batch, seq, generator=g) < 0.6  # where the model is right, the correct logit is the top one
+        logits[right] += 10 * torch.nn.functional.one_hot(labels, 26).unsqueeze(1).expand(-1, seq, -1)[right]
+        cases.append(Case((components, scale, W_U, logits, labels), label=f"random components and logits, batch {batch}, seq {seq}"))
+    return cases
+
+
+register(Exercise(
+    "dla_margin", "04", reference(R, "dla_margin"), _margin_cases, points=2,
+    hint="Your margin attributions disagree with the reference. The wrong shift is fixed per sequence and position by "
+         "the model's logits (the best of the 25 wrong shifts, the same for every component); each component is "
+         "treated exactly as in dla_correct (batch mean removed, final scale divided out).",
+    mistakes=(
+        Mistake("max_includes_correct", "the 'strongest wrong' shift is taken over all 26 logits, so where the model is "
+                                        "right it is the correct shift itself and the margin direction is zero"),
+        Mistake("runner_up_per_component", "each component's own runner-up is used; the wrong shift must come from the "
+                                           "model's logits, one per sequence and position, shared by all components"),
+        Mistake("no_mean_subtraction", "the batch mean of each component is not removed, as it was in dla_correct"),
+        Mistake("no_final_scale", "the components are not divided by the final LayerNorm scale"),
+        Mistake("sign_flipped", "the direction is wrong minus correct: a component that helps gets a negative value"),
+    ),
+))
+test_dla_margin = make_test("dla_margin")

@@ -157,3 +157,65 @@ register(Exercise("words_shift_posterior", "05", reference(R, "words_shift_poste
 
 test_qk_pattern_key_scale = make_test("qk_pattern_key_scale")
 test_words_shift_posterior = make_test("words_shift_posterior")
+
+
+# --- a layer-1 head's keys and output split into the parts of its input (issue 9/10): new exercises -------------
+from .core import Mistake  # noqa: E402
+
+
+def _causal_pattern(g: torch.Generator, batch: int, heads: int, seq: int) -> torch.Tensor:
+    scores = torch.randn(batch, heads, seq, seq, generator=g) * 2
+    return scores.masked_fill(~torch.ones(seq, seq).tril().bool(), float("-inf")).softmax(-1)
+
+
+def _key_part_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for n_parts, batch, seq, heads, d_head in ((5, 4, 12, 2, 24), (3, 2, 5, 3, 7)):
+        q = torch.randn(batch, heads, seq, d_head, generator=g)
+        parts = _centred(torch.randn(n_parts, batch, seq, 48, generator=g) * 2)
+        key_scale = torch.rand(batch, seq, 1, generator=g) * 3 + 0.3
+        W_K = torch.randn(heads, 48, d_head, generator=g) / 4
+        cases.append(Case((q, parts, key_scale, W_K), label=f"random queries and {n_parts} parts, seq {seq}, d_head {d_head}"))
+    return cases
+
+
+def _output_part_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for n_parts, batch, seq, heads in ((5, 4, 12, 2), (2, 3, 6, 3)):
+        parts = _centred(torch.randn(n_parts, batch, seq, 48, generator=g) * 2)
+        ln_scale = torch.rand(batch, seq, 1, generator=g) * 3 + 0.3
+        pattern = _causal_pattern(g, batch, heads, seq)
+        W_OV = torch.randn(heads, 48, 48, generator=g) / 7
+        cases.append(Case((parts, ln_scale, pattern, W_OV), label=f"random {n_parts} parts and causal patterns, seq {seq}, {heads} heads"))
+    return cases
+
+
+register(Exercise(
+    "key_score_components", "05", reference(R, "key_score_components"), _key_part_cases, points=2,
+    hint="Your score contributions disagree with the reference. Each part must give the score its own key would give "
+         "(that part alone, through the key's LayerNorm scale at its source and W_K, no bias), scaled as attention "
+         "scores are, one value per (part, sequence, head, destination, source), unmasked.",
+    mistakes=(
+        Mistake("no_key_scale", "the parts are not divided by the LayerNorm scale at their source position"),
+        Mistake("no_sqrt_d_head", "the scores are not scaled by 1 / sqrt(d_head), as attention scores are"),
+        Mistake("dest_src_swapped", "the last two dimensions are (source, destination) instead of (destination, source)"),
+        Mistake("causal_mask", "future sources are masked: the exercise asks for the raw contributions, unmasked"),
+        Mistake("summed_over_parts", "every part holds the total score instead of its own share"),
+    ),
+))
+register(Exercise(
+    "head_output_parts", "05", reference(R, "head_output_parts"), _output_part_cases, points=2,
+    hint="Your output parts disagree with the reference. Each part goes through the head's LayerNorm scale at its "
+         "source and the head's OV circuit, and the head's attention mixes the sources into each destination.",
+    mistakes=(
+        Mistake("no_ln_scale", "the parts are not divided by the LayerNorm scale at their source position"),
+        Mistake("pattern_transposed", "the pattern is used as [src dest]: rows are destinations, columns sources"),
+        Mistake("W_OV_transposed", "W_OV is applied from the wrong side: the stream multiplies it from the left"),
+        Mistake("scale_at_destination", "the LayerNorm scale is taken at the destination; each source is normalized "
+                                        "by its own scale before the head mixes sources"),
+    ),
+))
+test_key_score_components = make_test("key_score_components")
+test_head_output_parts = make_test("head_output_parts")

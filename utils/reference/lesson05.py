@@ -28,3 +28,7 @@ def words_shift_posterior(
     match = (plain.unsqueeze(2) == word_toks.view(1, 1, *word_toks.shape)).all(-1)  # [shift n vocab_words]
     likelihood = einops.einsum(match.to(word_probs.dtype), word_probs, "shift n vocab, vocab -> shift n")
     return likelihood.log().sum(-1).softmax(-1)
+
+
+# --- a layer-1 head's keys and output split into the parts of its input (issue 9/10) --------------------------
+from ..attribution import head_output_parts, key_score_components  # noqa: E402,F401
