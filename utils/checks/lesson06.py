@@ -105,3 +105,66 @@ test_baseline_loss_gap = make_test("baseline_loss_gap")
 test_shift_entropy = make_test("shift_entropy")
 test_loss_by_letters_seen = make_test("loss_by_letters_seen")
 test_nonletter_attention_share = make_test("nonletter_attention_share")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Calibration of the hard model (added with the reliability diagram; issue 9, item 3)
+# ---------------------------------------------------------------------------------------------------------
+
+
+from .core import Mistake  # noqa: E402  (appended section)
+
+
+def _exact_top(g: torch.Generator, top: torch.Tensor) -> torch.Tensor:
+    """[n, 26] float64 distributions whose largest entry is exactly `top` (> 1/26, no tie), at a random shift; the
+    other 25 shifts share the rest equally."""
+    probs = torch.cat([top.unsqueeze(-1), ((1 - top) / 25).unsqueeze(-1).expand(-1, 25)], dim=-1)
+    roll = torch.randint(0, 26, (len(top),), generator=g)
+    idx = (torch.arange(26).unsqueeze(0) + roll.unsqueeze(1)) % 26
+    return torch.zeros_like(probs).scatter(-1, idx, probs)
+
+
+def _reliability_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    # model-like float32 predictions (some sharp, some certain), away from the bin edges k/10, where float32 and
+    # float64 arithmetic could bin differently
+    logits = torch.randn(3000, 26, generator=g) * torch.rand(3000, 1, generator=g) * 8
+    logits[:200, 0] += 200.0  # certain predictions: confidence exactly 1.0 in float32
+    probs = logits.softmax(-1)
+    scaled = probs.max(-1).values.double() * 10
+    keep = ((scaled - scaled.round()).abs() > 1e-4) | (scaled == 10)
+    probs = probs[keep]
+    n = len(probs)
+    targets = torch.where(torch.rand(n, generator=g) < 0.6, probs.argmax(-1), torch.randint(0, 26, (n,), generator=g))
+    cases = [Case((probs, targets), label=f"{n} model-like float32 predictions, n_bins=10 (default)")]
+    # exact edges, certain predictions and empty bins, float64, 4 and 8 bins
+    top = torch.tensor([1.0, 1.0, 0.5, 0.5, 0.25, 0.75, 0.625, 0.3, 0.9, 1.0], dtype=torch.float64)
+    probs = _exact_top(g, top)
+    targets = torch.where(torch.arange(10) % 3 == 0, torch.randint(0, 26, (10,), generator=g), probs.argmax(-1))
+    cases.append(Case((probs, targets, 4), label="10 float64 predictions with confidences 1.0, 0.5, 0.25 (bin edges), n_bins=4"))
+    cases.append(Case((probs, targets, 8), label="the same 10 predictions, n_bins=8 (some bins empty)"))
+    return cases
+
+
+register(Exercise(
+    "reliability_bins", "06", reference(R, "reliability_bins"), _reliability_cases, points=2,
+    hint="Row 0 is the mean confidence (top-shift probability) of the predictions in each bin, row 1 the share of "
+         "them whose top shift is the target, row 2 the bin's share of all predictions. Check which bin a "
+         "confidence on an edge, or of exactly 1.0, lands in, and what an empty bin reports.",
+    mistakes=(
+        Mistake("confidence_of_the_target", "the bins are filled by p(target); confidence is the probability of the "
+                "shift the model itself ranks first, which does not depend on the target"),
+        Mistake("upper_edge_dropped", "predictions with confidence exactly 1.0 are missing from the table: look at "
+                "what your bin index is for a confidence of 1.0"),
+        Mistake("edges_to_lower_bin", "a confidence exactly on a bin edge (such as 0.5) lands in the bin below it: "
+                "each bin includes its lower edge"),
+        Mistake("counts_not_shares", "the third row holds counts; it should be each bin's share of all predictions "
+                "(the row sums to 1)"),
+        Mistake("empty_bins_zero", "an empty bin reports 0 confidence and accuracy; nothing was measured there, so "
+                "those entries should be NaN"),
+        Mistake("accuracy_of_all_predictions", "the accuracy row is the same in every bin: it must be the accuracy "
+                "of the predictions in that bin only"),
+    ),
+))
+
+test_reliability_bins = make_test("reliability_bins")
