@@ -168,3 +168,40 @@ register(Exercise(
 ))
 
 test_reliability_bins = make_test("reliability_bins")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# An experiment of the learner's own design (issue 10): the claim is checked on the learner's own measurement
+# ---------------------------------------------------------------------------------------------------------
+
+
+def check_claim(claim: str, result: dict, holds) -> bool:
+    """Check the claim of an experiment you designed: `result` holds your measured "effect" and "control" (the same
+    intervention where your hypothesis predicts less), `holds(result)` is your claim as a test on those numbers. A
+    claim must be stated in words, and must not hold when the intervention does nothing (effect equal to control).
+    Raises CheckFailed, with what is wrong, otherwise prints the verdict and returns True."""
+    from .core import CheckFailed
+
+    if not isinstance(claim, str) or len(claim.strip()) < 15 or claim.strip().strip(".") == "":
+        raise CheckFailed("State your claim in words in MY_CLAIM (one sentence) before you check it.")
+    if not isinstance(result, dict) or not {"effect", "control"} <= set(result):
+        got = sorted(result) if isinstance(result, dict) else type(result).__name__
+        raise CheckFailed(f"my_experiment must return a dict with the measured 'effect' and 'control'; got {got}. "
+                          "A claim about a mechanism needs a control.")
+    try:
+        values = {k: float(v) for k, v in result.items()}
+    except (TypeError, ValueError) as e:
+        raise CheckFailed(f"every value in the result must be a number (a float or a 1-element tensor): {e}") from None
+    if any(v != v for v in values.values()):
+        raise CheckFailed(f"your measurement has NaN in it: {values}")
+    null = {**values, "effect": values["control"]}
+    if bool(holds(null)):
+        raise CheckFailed("your claim also holds when the effect equals the control, i.e. when the intervention "
+                          "makes no difference: it does not test the effect. Make it say how the effect compares "
+                          "with the control.")
+    shown = ", ".join(f"{k} {v:.3g}" for k, v in values.items())
+    if not bool(holds(values)):
+        raise CheckFailed(f"your claim does not hold on your measurement ({shown}). That is a result too: what did "
+                          "you learn? Refine the claim (or the experiment) and run it again.")
+    print(f"Your claim holds on your measurement ({shown}): {claim.strip()}")
+    return True
