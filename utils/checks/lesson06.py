@@ -158,3 +158,103 @@ test_baseline_loss_gap = make_test("baseline_loss_gap")
 test_shift_entropy = make_test("shift_entropy")
 test_loss_by_letters_seen = make_test("loss_by_letters_seen")
 test_nonletter_attention_share = make_test("nonletter_attention_share")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Calibration of the hard model (added with the reliability diagram; issue 9, item 3)
+# ---------------------------------------------------------------------------------------------------------
+
+
+from .core import Mistake  # noqa: E402  (appended section)
+
+
+def _exact_top(g: torch.Generator, top: torch.Tensor) -> torch.Tensor:
+    """[n, 26] float64 distributions whose largest entry is exactly `top` (> 1/26, no tie), at a random shift; the
+    other 25 shifts share the rest equally."""
+    probs = torch.cat([top.unsqueeze(-1), ((1 - top) / 25).unsqueeze(-1).expand(-1, 25)], dim=-1)
+    roll = torch.randint(0, 26, (len(top),), generator=g)
+    idx = (torch.arange(26).unsqueeze(0) + roll.unsqueeze(1)) % 26
+    return torch.zeros_like(probs).scatter(-1, idx, probs)
+
+
+def _reliability_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    # model-like float32 predictions (some sharp, some certain), away from the bin edges k/10, where float32 and
+    # float64 arithmetic could bin differently
+    logits = torch.randn(3000, 26, generator=g) * torch.rand(3000, 1, generator=g) * 8
+    logits[:200, 0] += 200.0  # certain predictions: confidence exactly 1.0 in float32
+    probs = logits.softmax(-1)
+    scaled = probs.max(-1).values.double() * 10
+    keep = ((scaled - scaled.round()).abs() > 1e-4) | (scaled == 10)
+    probs = probs[keep]
+    n = len(probs)
+    targets = torch.where(torch.rand(n, generator=g) < 0.6, probs.argmax(-1), torch.randint(0, 26, (n,), generator=g))
+    cases = [Case((probs, targets), label=f"{n} model-like float32 predictions, n_bins=10 (default)")]
+    # exact edges, certain predictions and empty bins, float64, 4 and 8 bins
+    top = torch.tensor([1.0, 1.0, 0.5, 0.5, 0.25, 0.75, 0.625, 0.3, 0.9, 1.0], dtype=torch.float64)
+    probs = _exact_top(g, top)
+    targets = torch.where(torch.arange(10) % 3 == 0, torch.randint(0, 26, (10,), generator=g), probs.argmax(-1))
+    cases.append(Case((probs, targets, 4), label="10 float64 predictions with confidences 1.0, 0.5, 0.25 (bin edges), n_bins=4"))
+    cases.append(Case((probs, targets, 8), label="the same 10 predictions, n_bins=8 (some bins empty)"))
+    return cases
+
+
+register(Exercise(
+    "reliability_bins", "06", reference(R, "reliability_bins"), _reliability_cases, points=2,
+    hint="Row 0 is the mean confidence (top-shift probability) of the predictions in each bin, row 1 the share of "
+         "them whose top shift is the target, row 2 the bin's share of all predictions. Check which bin a "
+         "confidence on an edge, or of exactly 1.0, lands in, and what an empty bin reports.",
+    mistakes=(
+        Mistake("confidence_of_the_target", "the bins are filled by p(target); confidence is the probability of the "
+                "shift the model itself ranks first, which does not depend on the target"),
+        Mistake("upper_edge_dropped", "predictions with confidence exactly 1.0 are missing from the table: look at "
+                "what your bin index is for a confidence of 1.0"),
+        Mistake("edges_to_lower_bin", "a confidence exactly on a bin edge (such as 0.5) lands in the bin below it: "
+                "each bin includes its lower edge"),
+        Mistake("counts_not_shares", "the third row holds counts; it should be each bin's share of all predictions "
+                "(the row sums to 1)"),
+        Mistake("empty_bins_zero", "an empty bin reports 0 confidence and accuracy; nothing was measured there, so "
+                "those entries should be NaN"),
+        Mistake("accuracy_of_all_predictions", "the accuracy row is the same in every bin: it must be the accuracy "
+                "of the predictions in that bin only"),
+    ),
+))
+
+test_reliability_bins = make_test("reliability_bins")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# An experiment of the learner's own design (issue 10): the claim is checked on the learner's own measurement
+# ---------------------------------------------------------------------------------------------------------
+
+
+def check_claim(claim: str, result: dict, holds) -> bool:
+    """Check the claim of an experiment you designed: `result` holds your measured "effect" and "control" (the same
+    intervention where your hypothesis predicts less), `holds(result)` is your claim as a test on those numbers. A
+    claim must be stated in words, and must not hold when the intervention does nothing (effect equal to control).
+    Raises CheckFailed, with what is wrong, otherwise prints the verdict and returns True."""
+    from .core import CheckFailed
+
+    if not isinstance(claim, str) or len(claim.strip()) < 15 or claim.strip().strip(".") == "":
+        raise CheckFailed("State your claim in words in MY_CLAIM (one sentence) before you check it.")
+    if not isinstance(result, dict) or not {"effect", "control"} <= set(result):
+        got = sorted(result) if isinstance(result, dict) else type(result).__name__
+        raise CheckFailed(f"my_experiment must return a dict with the measured 'effect' and 'control'; got {got}. "
+                          "A claim about a mechanism needs a control.")
+    try:
+        values = {k: float(v) for k, v in result.items()}
+    except (TypeError, ValueError) as e:
+        raise CheckFailed(f"every value in the result must be a number (a float or a 1-element tensor): {e}") from None
+    if any(v != v for v in values.values()):
+        raise CheckFailed(f"your measurement has NaN in it: {values}")
+    null = {**values, "effect": values["control"]}
+    if bool(holds(null)):
+        raise CheckFailed("your claim also holds when the effect equals the control, i.e. when the intervention "
+                          "makes no difference: it does not test the effect. Make it say how the effect compares "
+                          "with the control.")
+    shown = ", ".join(f"{k} {v:.3g}" for k, v in values.items())
+    if not bool(holds(values)):
+        raise CheckFailed(f"your claim does not hold on your measurement ({shown}). That is a result too: what did "
+                          "you learn? Refine the claim (or the experiment) and run it again.")
+    print(f"Your claim holds on your measurement ({shown}): {claim.strip()}")
+    return True
