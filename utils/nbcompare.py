@@ -6,8 +6,8 @@ a notebook with an unreadable diff. `reconcile` runs first (the root conftest.py
 pair of outputs as equal when they differ only in numbers that agree at this precision:
 
 * a printed number: within one unit of its last printed digit (a claim printed as 0.96 is compared at two
-  decimals; a value on a rounding boundary may flip by one unit), or within 4 significant digits, or, for a
-  plain decimal printed with more than 4 decimals, within 1e-4 (the old "compare to 4 decimals");
+  decimals; a value on a rounding boundary may flip by one unit), or within 4 significant digits (relative 1e-4)
+  when it is printed with more digits than that (0.00009 and 0.00001 differ; 0.123456789 and 0.123457 agree);
 * a plotly figure: every numeric array within 1e-4 of the array's largest |value|, every other number within
   4 significant digits, every string as text above, everything else equal.
 
@@ -43,8 +43,6 @@ def numbers_close(ref: str, test: str) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
     tolerance = max(_unit(ref), _unit(test), RTOL * abs(a))
-    if "e" not in ref.lower() and "." in ref and len(ref.split(".")[1]) > 4:
-        tolerance = max(tolerance, 1e-4)
     return abs(a - b) <= tolerance * (1 + 1e-9)
 
 
