@@ -28,7 +28,7 @@ INSPECT_JS = """(() => {
     const height = live ? live.getBoundingClientRect().height : 0;
     return {id: live ? live.id : "?", ok: height > 50 && live.querySelectorAll("*").length > 10, height};
   });
-  return {done: window.cbtPageDone === true, figures, views};
+  return {href: location.href, ready: document.readyState, done: window.cbtPageDone === true, figures, views};
 })()"""
 
 
@@ -141,10 +141,15 @@ class Chromium:
 def check_page(browser: Chromium, page: Path, shots: Path | None = None, timeout: float = 90) -> PageReport:
     """Load one page, wait until its figures and attention views are drawn (or the timeout), inspect it."""
     browser.events.clear()
-    browser.send("Page.navigate", url=Path(page).resolve().as_uri())
+    url = Path(page).resolve().as_uri()
+    browser.send("Page.navigate", url=url)
     deadline, state = time.time() + timeout, {}
     while time.time() < deadline:
         state = browser.evaluate(INSPECT_JS) or {}
+        if state.get("href") != url or state.get("ready") != "complete":  # still the previous document
+            state = {}
+            time.sleep(0.2)
+            continue
         drawn = all(f["ok"] for f in state.get("figures", [])) and all(v["ok"] for v in state.get("views", []))
         if state.get("done") and drawn:
             break
