@@ -14,7 +14,9 @@ try:
 except ImportError:  # nbval not installed: nothing to hook
     IPyNbCell = None
 
-if IPyNbCell is not None and not getattr(IPyNbCell, "tolerant_compare", False):
+# CBT_NBVAL_EXACT=1 turns the tolerance off (nbval's own bit-exact comparison), e.g. to measure what it buys
+EXACT = os.environ.get("CBT_NBVAL_EXACT") == "1"
+if IPyNbCell is not None and not EXACT and not getattr(IPyNbCell, "tolerant_compare", False):
     _nbval_compare_outputs = IPyNbCell.compare_outputs
 
     def compare_outputs(self, test, ref, skip_compare=None):

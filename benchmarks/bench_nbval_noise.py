@@ -7,11 +7,13 @@ Expected: 1e-7 passes (noise another CPU, BLAS or a GPU could make), 1e-2 fails.
 
     python benchmarks/bench_nbval_noise.py                       # all solution notebooks, both scales (minutes)
     python benchmarks/bench_nbval_noise.py --notebooks solutions/02_model_loading.ipynb --scales 1e-7 1e-2
+    python benchmarks/bench_nbval_noise.py --exact --scales 1e-7   # control: bit-exact nbval fails on the noise
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -45,11 +47,12 @@ def perturb_weights(data_dir: Path, scale: float, seed: int = 0) -> tuple[int, i
     return total, changed
 
 
-def run_nbval(repo: Path, notebooks: list[str]) -> tuple[bool, str]:
-    """nbval over `notebooks` in `repo`; (passed, pytest's summary line)."""
+def run_nbval(repo: Path, notebooks: list[str], exact: bool = False) -> tuple[bool, str]:
+    """nbval over `notebooks` in `repo` (exact: without the tolerance of utils/nbcompare.py); (passed, summary)."""
+    env = dict(os.environ, CBT_NBVAL_EXACT="1" if exact else "0")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", *notebooks, "-q", "-p", "no:cacheprovider"],
-        cwd=repo, capture_output=True, text=True,
+        cwd=repo, capture_output=True, text=True, env=env,
     )
     lines = [line for line in result.stdout.splitlines() if re.search(r"\d+ (passed|failed)", line)]
     failed = [line.split(" - ")[0] for line in result.stdout.splitlines() if line.startswith("FAILED")]
@@ -61,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", type=float, nargs="+", default=[1e-7, 1e-2])
     parser.add_argument("--notebooks", nargs="+", default=None, help="default: every solutions/NN_*.ipynb")
+    parser.add_argument("--exact", action="store_true", help="control: nbval's bit-exact comparison, no tolerance")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one)")
     args = parser.parse_args(argv)
     notebooks = args.notebooks or [str(p.relative_to(ROOT)) for p in sorted((ROOT / "solutions").glob("[0-9]*.ipynb"))]
@@ -72,10 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(ROOT, copy, ignore=SKIP)
         total, changed = perturb_weights(copy / "data", scale)
         start = time.time()
-        passed, summary = run_nbval(copy, notebooks)
+        passed, summary = run_nbval(copy, notebooks, args.exact)
         results[scale] = passed
         print(f"relative {scale:g}: {changed}/{total} weights changed; nbval over {len(notebooks)} notebook(s) "
-              f"{'PASSED' if passed else 'FAILED'} in {time.time() - start:.0f} s ({summary})", flush=True)
+              f"{'(exact) ' if args.exact else ''}{'PASSED' if passed else 'FAILED'} in {time.time() - start:.0f} s ({summary})", flush=True)
     expected = all(passed == (scale < 1e-4) for scale, passed in results.items())
     print("as expected (noise passes, a real change fails)" if expected else "NOT as expected")
     return 0 if expected else 1
