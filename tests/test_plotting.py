@@ -184,3 +184,25 @@ def test_reconcile_makes_close_outputs_equal_and_leaves_real_changes():
     assert test != ref
     assert isinstance(ref[0]["data"]["application/vnd.plotly.v1+json"]["data"][0]["z"], list)  # readable diff
     assert test[1]["text"] != ref[1]["text"]
+
+
+def test_reconcile_compares_attention_views_by_their_numbers(monkeypatch):
+    monkeypatch.setenv("CBT_ATTENTION_BUNDLE", "never")
+    view, pattern = _view()
+    import circuitsvis as cv
+
+    def output(p):
+        html = show_attention(cv.attention.attention_heads(attention=p, tokens=[f"t{i}" for i in range(6)]))._repr_html_()
+        return [{"output_type": "display_data", "metadata": {}, "data": {"text/html": html}}]
+
+    import re
+
+    def sanitize(text):  # as tests/nbval_sanitize.cfg does
+        return re.sub(r"circuits-vis-[0-9a-f]{8}-[0-9a-f]{4}", "circuits-vis-ID", text)
+
+    nudged = pattern.clone()
+    nudged[0, 0, 0] += 0.00004  # may flip the 4th decimal, and a pixel of the picture: still the same view
+    test, ref = reconcile(output(nudged), output(pattern), sanitize)
+    assert test == ref
+    test, ref = reconcile(output(pattern * 0.5), output(pattern), sanitize)
+    assert test != ref
