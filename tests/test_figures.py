@@ -7,7 +7,6 @@ A trace that is flat on purpose (a baseline) says so with `meta="flat on purpose
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import nbformat
