@@ -1,15 +1,21 @@
-"""Thin plotly wrappers shared by every lesson: tensors in, a shown figure out (or returned with show=False)."""
+"""Thin plotly wrappers shared by every lesson: tensors in, a shown figure out (or returned with show=False).
+
+Every figure a lesson shows needs a title and titled axes (`title=`, `labels={"x": ..., "y": ..., "color": ...}`):
+`tests/test_figures.py` checks the stored solutions for both. Attention views go through `show_attention`.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import plotly.express as px
 import plotly.graph_objects as go
 import plotly.io as pio
 import torch
+
+from .attention_view import show_attention  # noqa: F401  (re-exported: the one call lessons use)
 
 
 def _set_renderer() -> None:
@@ -32,18 +38,38 @@ def to_numpy(x: Any) -> Any:
     return x
 
 
+def _vector(values: Any, what: str) -> np.ndarray:
+    """A 1D float array from a tensor / array / list, with a clear message for anything else."""
+    array = np.asarray(to_numpy(values), dtype=float)
+    if array.ndim != 1:
+        raise ValueError(f"{what} must be 1D, got shape {tuple(array.shape)}; index or flatten it first")
+    return array
+
+
 def _finish(fig: go.Figure, show: bool, width: int | None, height: int | None, **layout) -> go.Figure | None:
     fig.update_layout(width=width, height=height, **layout)
     if show:
+        if not fig.layout.title.text:
+            raise ValueError("A figure a lesson shows needs a title: pass title='...' (or show=False and set it).")
         fig.show()
         return None
     return fig
 
 
+def _axis_titles(fig: go.Figure, labels: Mapping[str, str] | None) -> None:
+    """Set the axis titles from labels["x"] / labels["y"] on every subplot (facets included)."""
+    labels = labels or {}
+    if labels.get("x") is not None:
+        fig.update_xaxes(title_text=labels["x"])
+    if labels.get("y", labels.get("value")) is not None:
+        fig.update_yaxes(title_text=labels.get("y", labels.get("value")))
+
+
 def imshow(
     tensor, show: bool = True, width: int | None = None, height: int | None = None, text=None, **kwargs
 ) -> go.Figure | None:
-    """Heatmap of a 2D (or, with facet_col, 3D) tensor; zero is white by default."""
+    """Heatmap of a 2D (or, with facet_col, 3D) tensor; zero is white by default.
+    labels={"x": ..., "y": ..., "color": ...} titles the axes and the colour bar."""
     kwargs.setdefault("color_continuous_scale", "RdBu")
     kwargs.setdefault("color_continuous_midpoint", 0.0)
     facet_labels = kwargs.pop("facet_labels", None)
@@ -63,6 +89,8 @@ def line(y, show: bool = True, width: int | None = None, height: int | None = No
     y = to_numpy(y)
     names = kwargs.pop("names", None)
     if getattr(y, "ndim", 1) == 2:
+        if names is not None and len(names) != len(y):
+            raise ValueError(f"line: {len(names)} names for {len(y)} rows; give one name per row")
         fig = go.Figure()
         x = kwargs.pop("x", None)
         for i, row in enumerate(y):
@@ -71,6 +99,8 @@ def line(y, show: bool = True, width: int | None = None, height: int | None = No
         fig.update_layout(title=kwargs.pop("title", None), xaxis_title=labels.get("x"), yaxis_title=labels.get("y"))
         return _finish(fig, show, width, height, **kwargs)
     fig = px.line(y=y, **kwargs)
+    if names:
+        fig.update_traces(name=names[0] if isinstance(names, (list, tuple)) else names, showlegend=True)
     return _finish(fig, show, width, height)
 
 
@@ -84,22 +114,46 @@ def scatter(x, y, show: bool = True, width: int | None = None, height: int | Non
 
 
 def hist(x, show: bool = True, width: int | None = None, height: int | None = None, **kwargs) -> go.Figure | None:
-    """Histogram of a tensor's values."""
-    fig = px.histogram(x=to_numpy(x).ravel() if hasattr(to_numpy(x), "ravel") else x, **kwargs)
+    """Histogram of a tensor's values (flattened)."""
+    values = to_numpy(x)
+    fig = px.histogram(x=values.ravel() if hasattr(values, "ravel") else values, **kwargs)
     return _finish(fig, show, width, height)
 
 
-def bar(y, show: bool = True, width: int | None = None, height: int | None = None, **kwargs) -> go.Figure | None:
-    """Bar chart of a 1D tensor (or grouped bars from a dict of name -> values with `x`)."""
-    fig = px.bar(y=to_numpy(y), **kwargs) if not isinstance(y, dict) else px.bar(
-        {k: to_numpy(v) for k, v in y.items()}, barmode="group", **kwargs
+def bar(
+    y,
+    x=None,
+    title: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    show: bool = True,
+    width: int | None = None,
+    height: int | None = None,
+    barmode: str = "group",
+    **trace_kwargs,
+) -> go.Figure | None:
+    """Bar chart of a 1D tensor, or grouped bars from a dict {series name: 1D values}, one trace per series.
+
+    x: the category of each bar (default 0, 1, ...). labels: {"x": x-axis title, "y" (or "value"): y-axis title,
+    "variable": legend title}. Other keyword arguments go to every go.Bar (e.g. marker_color=...)."""
+    labels = dict(labels or {})
+    series = y if isinstance(y, Mapping) else {labels.get("variable") or "": y}
+    if not series:
+        raise ValueError("bar: the dict of series is empty; give at least one {name: values}")
+    fig = go.Figure()
+    for name, values in series.items():
+        values = _vector(values, f"bar: series {name!r}")
+        categories = list(range(len(values))) if x is None else list(to_numpy(x))
+        if len(categories) != len(values):
+            raise ValueError(
+                f"bar: series {name!r} has {len(values)} values but x has {len(categories)} categories; "
+                "give one value per category"
+            )
+        fig.add_trace(go.Bar(x=categories, y=values, name=str(name), **trace_kwargs))
+    fig.update_layout(
+        title=title,
+        barmode=barmode,
+        showlegend=isinstance(y, Mapping),
+        legend_title_text=labels.get("variable") or None,
     )
+    _axis_titles(fig, labels)
     return _finish(fig, show, width, height)
-
-
-def show_attention(view) -> Any:
-    """Display a circuitsvis view (e.g. `cv.attention.attention_heads(...)`): the one call lessons use, so that
-    how attention views render (online, offline, in stored notebooks) is decided in one place."""
-    from IPython.display import HTML
-
-    return HTML(str(view))
