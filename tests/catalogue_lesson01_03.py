@@ -1,15 +1,10 @@
-"""Shared machinery of tests/test_checks_lesson01-03.py: every catalogued mistake is rejected (and named, once the
-framework's diagnosis exists), in-place and state-leaving variants are rejected once the framework detects them.
-
-Whether `utils.checks.core` diagnoses, detects mutated inputs or detects a changed model is read off the module
-(issue 11 adds these to it in parallel with this branch); until then the naming / detection assertions are skipped
-with that reason, while every rejection that does not depend on them is asserted.
+"""Shared machinery of tests/test_checks_lesson01-03.py: every catalogued mistake is rejected and named by the
+framework's diagnosis, in-place and state-leaving variants are rejected with a message that says so.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 
 import pytest
 
@@ -17,13 +12,12 @@ from helpers import rejects
 from utils.checks import core
 from utils.checks.core import REGISTRY, CheckFailed, check
 
-_CORE_SOURCE = inspect.getsource(core).lower()
-DIAGNOSES = hasattr(core, "diagnose")
-DETECTS_MUTATION = "mutat" in _CORE_SOURCE
-DETECTS_MODEL_STATE = "hook" in _CORE_SOURCE
-NO_DIAGNOSIS = "utils.checks.core has no `diagnose` yet (issue 11 framework): the mistake is rejected, not yet named"
-NO_MUTATION = "utils.checks.core does not detect in-place changes to inputs yet (issue 11 framework)"
-NO_STATE = "utils.checks.core does not detect a model left changed (hooks, weights, mode) yet (issue 11 framework)"
+# The framework diagnoses (core.diagnose) and detects changed inputs and models (core.call_and_inspect): these
+# names are imported, so that a framework without them fails here rather than skipping the assertions.
+from utils.checks.core import call_and_inspect, diagnose  # noqa: E402,F401
+
+DIAGNOSES = DETECTS_MUTATION = DETECTS_MODEL_STATE = True
+NO_DIAGNOSIS = NO_MUTATION = NO_STATE = ""
 
 
 def mistakes_module(lesson: str):
@@ -62,10 +56,8 @@ def assert_catalogue_complete(lesson: str, names: list[str]) -> None:
 
 
 def assert_side_effect_rejected(name: str, fn, detected: bool, reason: str, words: tuple[str, ...]) -> None:
-    """`fn` returns right values but changes its inputs or the model: once the framework detects that, the check must
-    reject it with a message that says so; until then, skip with the reason."""
-    if not detected:
-        pytest.skip(reason)
+    """`fn` returns right values but changes its inputs or the model: the check must reject it with a message that
+    says so. (`detected` and `reason` are kept for the callers' signature.)"""
     with pytest.raises(CheckFailed) as info:
         check(name, fn, seed=0)
     assert any(w in str(info.value).lower() for w in words), str(info.value)

@@ -135,7 +135,8 @@ def first_char_probs__leaves_hook(model):
 @torch.inference_mode()
 def first_char_probs__writes_weights(model):
     out = reference_of("first_char_probs")(model)
-    model.W_O[0, 0] = 0.0  # a "zero ablation" done on the shared model itself
+    with torch.no_grad():  # a "zero ablation" done on the shared model itself
+        model.blocks[0].attn.W_O[0] = 0.0
     return out
 
 

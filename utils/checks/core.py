@@ -31,7 +31,7 @@ import os
 import random
 import sys
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -518,20 +518,49 @@ def mistake_function(exercise: Exercise, mistake: Mistake) -> Callable:
     return getattr(module, f"{exercise.name}__{mistake.name}")
 
 
-def diagnose(exercise: Exercise | str, case: Case, got: Any) -> str | None:
+@dataclasses.dataclass(frozen=True)
+class Raised:
+    """What a learner's function raised, kept so that a catalogued mistake that raises the same error names it."""
+
+    kind: str
+    text: str
+
+    @classmethod
+    def of(cls, error: BaseException) -> "Raised":
+        return cls(error.__class__.__name__, str(error))
+
+
+def _reproduces(exercise: Exercise, mistake: Mistake, case: Case, got: Any) -> bool:
+    try:
+        fn = mistake_function(exercise, mistake)
+    except Exception:  # no catalogue here (a learner's sandbox)
+        return False
+    try:
+        wrong = exercise.normalize(fn(*materialize(case.args), **materialize(case.kwargs)))
+    except Exception as e:  # a mistake that raises is named by the same error, and only by it
+        return isinstance(got, Raised) and Raised.of(e) == got
+    try:
+        return not isinstance(got, Raised) and exercise.check_output(case, wrong, got) is None
+    except Exception:
+        return False
+
+
+def diagnose(
+    exercise: Exercise | str, case: Case, got: Any, others: Sequence[tuple[Case, Any]] = ()
+) -> str | None:
     """The line "Likely mistake: ..." if a catalogued mistake, run on `case`'s inputs, reproduces `got` (the
     learner's normalized output, which the check already found wrong); None if none does, or if the catalogue
-    cannot be imported (as in a learner's sandbox). The grader calls this in its own process."""
+    cannot be imported (as in a learner's sandbox). Where several mistakes reproduce it, the learner's outputs on
+    other failing cases (`others`, pairs of case and output) decide between them. The grader calls this in its
+    own process."""
     exercise = REGISTRY[exercise] if isinstance(exercise, str) else exercise
-    for mistake in exercise.mistakes:
-        try:
-            fn = mistake_function(exercise, mistake)
-            wrong = exercise.normalize(fn(*materialize(case.args), **materialize(case.kwargs)))
-            if exercise.check_output(case, wrong, got) is None:
-                return f"Likely mistake: {mistake.message}"
-        except Exception:  # a mistake that does not apply to these inputs, or no catalogue here
-            continue
-    return None
+    candidates = [m for m in exercise.mistakes if _reproduces(exercise, m, case, got)]
+    for other_case, other_got in others:
+        if len(candidates) <= 1:
+            break
+        narrowed = [m for m in candidates if _reproduces(exercise, m, other_case, other_got)]
+        candidates = narrowed or candidates
+    return f"Likely mistake: {candidates[0].message}" if candidates else None
 
 
 def learner_frames(exc: BaseException) -> str:
@@ -548,10 +577,12 @@ class CaseResult:
     passed: bool
     message: str = ""
     diagnosis: str = ""  # "Likely mistake: ..." (first failing case only), or ""
+    wrong_value: bool = False  # the returned value differs from the reference (not only a side effect)
 
 
-def run_case(exercise: Exercise, fn: Callable, case: Case, diagnose_it: bool = True) -> CaseResult:
-    """One case: the learner's output compared with the reference, plus anything the call changed."""
+def _run_case(exercise: Exercise, fn: Callable, case: Case) -> tuple[CaseResult, Any]:
+    """One case: the learner's output compared with the reference, plus anything the call changed; returns the
+    result and the learner's normalized output (None where the function raised)."""
     try:
         raw, side_effects = call_and_inspect(fn, case.args, case.kwargs)
         got = exercise.normalize(raw)
@@ -561,19 +592,35 @@ def run_case(exercise: Exercise, fn: Callable, case: Case, diagnose_it: bool = T
         ) from None
     except Exception as e:  # the learner's bug, reported, never a crash inside utils
         msg = f"your function raised {e.__class__.__name__}: {e}\n{learner_frames(e)}"
-        return CaseResult(case.describe(), False, msg.rstrip())
+        return CaseResult(case.describe(), False, msg.rstrip(), wrong_value=True), Raised.of(e)
     problem = exercise.check_output(case, exercise.expected(case), got)
-    diagnosis = (diagnose(exercise, case, got) or "") if problem and diagnose_it else ""
     problems = ([problem] if problem else []) + side_effects
-    return CaseResult(case.describe(), not problems, "\n".join(problems), diagnosis)
+    return CaseResult(case.describe(), not problems, "\n".join(problems), wrong_value=bool(problem)), got
+
+
+def run_case(exercise: Exercise, fn: Callable, case: Case, diagnose_it: bool = True) -> CaseResult:
+    """One case, diagnosed on its own inputs when its value is wrong."""
+    result, got = _run_case(exercise, fn, case)
+    if diagnose_it and result.wrong_value:
+        result.diagnosis = diagnose(exercise, case, got) or ""
+    return result
 
 
 def run_cases(exercise: Exercise, fn: Callable, seed: int) -> list[CaseResult]:
-    """Run every case; a learner exception becomes a failed case with a readable message. Only the first
-    failing case is diagnosed (it is the one the report shows)."""
+    """Run every case; a learner exception becomes a failed case with a readable message. The first failing case
+    (the one the report shows) is diagnosed, with up to eleven further wrong outputs to tell apart mistakes that
+    agree on it."""
     results: list[CaseResult] = []
+    wrong: list[tuple[int, Case, Any]] = []
     for case in exercise.cases(seed):
-        results.append(run_case(exercise, fn, case, diagnose_it=all(r.passed for r in results)))
+        result, got = _run_case(exercise, fn, case)
+        if result.wrong_value:
+            wrong.append((len(results), case, got))
+        results.append(result)
+    failed = [i for i, r in enumerate(results) if not r.passed]
+    if wrong and failed and wrong[0][0] == failed[0]:
+        _, case, got = wrong[0]
+        results[failed[0]].diagnosis = diagnose(exercise, case, got, [(c, g) for _, c, g in wrong[1:12]]) or ""
     return results
 
 

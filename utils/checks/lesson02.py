@@ -116,16 +116,6 @@ def _posterior_cases(seed: int) -> list[Case]:
     return cases
 
 
-def _python_numbers(expected, got, case) -> str | None:
-    """The text asks for Python floats: a tensor (even a 0-d one) is reported, then the values are compared."""
-    if isinstance(got, dict):
-        tensors = [k for k, v in got.items() if isinstance(v, torch.Tensor)]
-        if tensors:
-            return (f"{tensors} came back as torch tensors, not Python floats: later cells format and compare "
-                    "these as plain numbers")
-    return compare_values(expected, got)
-
-
 register(Exercise(
     "make_config", "02", reference(R, "make_config"), _config_cases, normalize=_config_fields,
     hint="The failing field is named above: compare it with the description of the architecture at the top of "
@@ -179,7 +169,7 @@ register(Exercise(
     ),
 ))
 register(Exercise(
-    "summary_stats", "02", reference(R, "summary_stats"), _stats_cases, compare=_python_numbers,
+    "summary_stats", "02", reference(R, "summary_stats"), _stats_cases, strict_types=True,
     hint="The key that differs is named above: check its definition in the exercise text (sign, and whether it is "
          "taken over probabilities or log-probs).",
     mistakes=(
