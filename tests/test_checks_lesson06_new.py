@@ -82,7 +82,7 @@ def test_expected_calibration_error_of_a_known_table():
     assert reference.expected_calibration_error(table) == pytest.approx(0.5 * 0.25 + 0.5 * 0.1)
 
 
-# check_claim: the learner's own experiment
+# check_experiment: the learner's own experiment
 
 
 def _claim(r):
@@ -90,9 +90,9 @@ def _claim(r):
 
 
 def test_check_claim_accepts_a_claim_that_holds(capsys):
-    from utils.checks import check_claim
+    from utils.checks import check_experiment
 
-    assert check_claim("Head 1.0 carries position 1: resampling it costs over twice the control.",
+    assert check_experiment("Head 1.0 carries position 1: resampling it costs over twice the control.",
                        {"effect": torch.tensor(6.7), "control": 2.7}, _claim)
     assert "holds" in capsys.readouterr().out
 
@@ -109,8 +109,8 @@ def test_check_claim_accepts_a_claim_that_holds(capsys):
     ("Head 1.0 carries position 1 of the medium model.", {"effect": "big", "control": 2.7}, _claim, "number"),
 ])
 def test_check_claim_rejects(claim, result, holds, match):
-    from utils.checks import check_claim
+    from utils.checks import check_experiment
     from utils.checks.core import CheckFailed
 
     with pytest.raises(CheckFailed, match=match):
-        check_claim(claim, result, holds)
+        check_experiment(claim, result, holds)

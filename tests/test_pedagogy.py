@@ -26,9 +26,6 @@ MIN_PREDICTIONS = {"01": 2}  # every other lesson: 3
 DEFAULT_MIN_PREDICTIONS = 3
 MAX_SHARE, MAX_MEAN_SHARE = 0.5, 0.2
 WINDOW = 12  # characters (whitespace removed): about one call such as `x.softmax(-1)` or `% 26` with its operand
-# Lessons another helper is rewriting in parallel (issue 10 for 04-07): measured and printed, expected to fail until
-# their rewrite lands. Remove a lesson from here once it passes.
-NOT_YET_REWRITTEN = {"04", "05", "06", "07"}
 
 EXERCISE = re.compile(r"^###\s+Exercise\s*-\s*(.+)$", re.M)
 PREDICTION = re.compile(r"^###\s+Prediction\s*-\s*(.+)$", re.M)
@@ -111,14 +108,7 @@ def prediction_count(path: Path) -> int:
     return sum(len(PREDICTION.findall(c.source)) for c in nb.cells if c.cell_type == "markdown")
 
 
-def _mark(path: Path):
-    if lesson_id(path) in NOT_YET_REWRITTEN:
-        return pytest.mark.xfail(reason=f"lesson {lesson_id(path)} is being rewritten for issue 10 by another helper",
-                                 strict=False)
-    return ()
-
-
-PARAMS = [pytest.param(p, id=p.stem, marks=_mark(p)) for p in LESSONS]
+PARAMS = [pytest.param(p, id=p.stem) for p in LESSONS]
 
 
 def test_table_prints():

@@ -228,7 +228,7 @@ test_reliability_bins = make_test("reliability_bins")
 # ---------------------------------------------------------------------------------------------------------
 
 
-def check_claim(claim: str, result: dict, holds) -> bool:
+def check_experiment(claim: str, result: dict, holds) -> bool:
     """Check the claim of an experiment you designed: `result` holds your measured "effect" and "control" (the same
     intervention where your hypothesis predicts less), `holds(result)` is your claim as a test on those numbers. A
     claim must be stated in words, and must not hold when the intervention does nothing (effect equal to control).
