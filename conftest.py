@@ -1,45 +1,49 @@
 """Repository-wide pytest hooks (tests/conftest.py holds the tests' own).
 
-Plotly figures in stored outputs are compared only where the installed plotly has the major version that stored
-them (requirements.txt's pin): plotly 5 and 7 serialize one figure differently (lists vs. base64 arrays, their
-own plotly.js), so CI's Colab-like environment, which keeps Colab's plotly 5, would fail on every figure. Its
-cells still run (so the asserts of every claim still hold) and every other output is still compared."""
+Figures in stored outputs (plotly, circuitsvis) are compared by nbval only in the pinned environment that stored
+them (requirements.txt's plotly and torch). Elsewhere, as in CI's Colab-like environment with Colab's plotly 5
+and torch 2.11, a figure's serialization differs (plotly 5 and 7 write a figure differently, with their own
+plotly.js; circuitsvis HTML embeds raw attention values, which move in the 5th digit). The cells still run,
+so every claim's assert still holds, and every other output is still compared."""
 
 import importlib.metadata
 from pathlib import Path
 
-PLOTLY_MIME = "application/vnd.plotly.v1+json"
+PINS = dict(line.split("==") for line in (Path(__file__).resolve().parent / "requirements.txt").read_text().splitlines()
+            if "==" in line and not line.startswith("#"))
 
 
-def _stored_plotly_major() -> str:
-    for line in (Path(__file__).resolve().parent / "requirements.txt").read_text().splitlines():
-        if line.startswith("plotly=="):
-            return line.split("==")[1].split(".")[0]
-    return ""
-
-
-def _is_plotly(output) -> bool:
+def _is_figure(output) -> bool:
     data = output.get("data", {})
-    return PLOTLY_MIME in data or "window.PlotlyConfig" in str(data.get("text/html", ""))
+    html = str(data.get("text/html", ""))
+    return "application/vnd.plotly.v1+json" in data or "window.PlotlyConfig" in html or "circuits-vis-" in html
+
+
+def _differs(name: str) -> bool:
+    try:
+        installed = importlib.metadata.version(name).split("+")[0]
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return installed != PINS.get(name, installed)
 
 
 def pytest_configure(config):
     try:
         from nbval.plugin import IPyNbCell
-        installed = importlib.metadata.version("plotly").split(".")[0]
-    except (ImportError, importlib.metadata.PackageNotFoundError):
+    except ImportError:
         return
-    if installed == _stored_plotly_major() or getattr(IPyNbCell, "_plotly_skipped", False):
+    moved = [f"{n} {importlib.metadata.version(n)}" for n in ("plotly", "torch") if _differs(n)]
+    if not moved or getattr(IPyNbCell, "_figures_skipped", False):
         return
     compare = IPyNbCell.compare_outputs
 
     def compare_outputs(self, test, ref, skip_compare=None):
-        return compare(self, [o for o in test if not _is_plotly(o)], [o for o in ref if not _is_plotly(o)], skip_compare)
+        return compare(self, [o for o in test if not _is_figure(o)], [o for o in ref if not _is_figure(o)], skip_compare)
 
     IPyNbCell.compare_outputs = compare_outputs
-    IPyNbCell._plotly_skipped = True
-    config.stash_plotly_note = f"nbval: plotly {installed}.x here, outputs stored with {_stored_plotly_major()}.x: figures not compared"
+    IPyNbCell._figures_skipped = True
+    config.figures_note = f"nbval: {', '.join(moved)} differ from requirements.txt: figure outputs not compared"
 
 
 def pytest_report_header(config):
-    return getattr(config, "stash_plotly_note", None)
+    return getattr(config, "figures_note", None)
