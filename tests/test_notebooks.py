@@ -95,3 +95,19 @@ def test_exercise_notebook_runs_with_stubs_raising(path):
     unexpected = [(i, e) for i, e in errors if e not in ALLOWED_ERRORS]
     assert not unexpected, f"{path.name}: cells raised unexpected errors {unexpected}"
     assert stub_cells_raising >= 1, f"{path.name}: no stub cell raised: are the checks called?"
+
+
+def test_setup_cell_names_the_repository_and_version_of_pyproject():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    source = notebooks.setup_cell_source()
+    assert f'REPO, VERSION = "{project["urls"]["Repository"]}", "{project["version"]}"' in source
+    for path in SOLUTION_PATHS + EXERCISE_PATHS:
+        cells = nbformat.read(path, as_version=4).cells
+        assert [c.source for c in cells if "setup" in c.metadata.get("tags", [])] == [source], path.name
+
+
+def test_build_points_the_readme_badges_at_the_repository():
+    fork = "[![Open](x)](https://colab.research.google.com/github/someone/fork/blob/main/notebooks/01_dataset.ipynb)"
+    assert notebooks.readme_with_badges(fork) == f"[![Open](x)]({colab_url('01_dataset.ipynb')})"
