@@ -129,8 +129,8 @@ def python_dirs() -> list[str]:
     return dirs
 
 
-def bwrap_argv(spec: dict, connection_file: str) -> list[str]:
-    """The whole command: bwrap, its mounts and environment, then the kernel."""
+def bwrap_argv(spec: dict, command: list[str]) -> list[str]:
+    """The whole command: bwrap, its mounts and environment, then `command` (the kernel)."""
     args = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--hostname", "sandbox", "--cap-drop", "ALL"]
     args += system_binds()
@@ -146,8 +146,7 @@ def bwrap_argv(spec: dict, connection_file: str) -> list[str]:
     args += ["--chdir", CWD, "--clearenv"]
     for key, value in spec["env"].items():
         args += ["--setenv", key, value]
-    args += ["--", sys.executable, "-m", "ipykernel_launcher", "-f", connection_file]
-    return args
+    return args + ["--", *command]
 
 
 def kernel_env(threads: int, grading_env: str) -> dict[str, str]:
@@ -241,13 +240,24 @@ def main(argv: list[str]) -> int:
         os.dup2(devnull, std)
     if spec["mode"] == "user":
         user_launch(spec, connection_file)
-    if spec["uid"] is not None:
-        expose([*python_dirs(), spec["course"], spec["args"], spec["runtime"]])
     if spec["uid"] is not None:  # the kernel must read its connection file and create its sockets
         os.chown(spec["runtime"], spec["uid"], spec["uid"])
         os.chown(connection_file, spec["uid"], spec["uid"])
-    set_limits(spec)
-    drop_privileges(spec["uid"])
-    argv = bwrap_argv(spec, connection_file)
+    enter(spec)
+    argv = bwrap_argv(spec, [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file])
     os.execvp(argv[0], argv)
     return 1
+
+
+def enter(spec: dict) -> None:
+    """In the process about to exec bwrap: make the mounted paths reachable, set the limits, drop root."""
+    if spec["uid"] is not None:
+        expose([*python_dirs(), spec["course"], spec["args"], spec["runtime"]])
+    set_limits(spec)
+    drop_privileges(spec["uid"])
+
+
+def run_sandboxed(spec: dict, command: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `command` in the sandbox `spec` describes (tests and benchmarks: the kernel goes through main)."""
+    return subprocess.run(bwrap_argv(spec, command), preexec_fn=lambda: enter(spec), capture_output=True, text=True,
+                          timeout=timeout)
