@@ -185,7 +185,7 @@ class Grader:
             if uid is None:
                 raise sandbox.SandboxUnavailable("--sandbox user needs the grader to run as root")
             private.chmod(0o711)
-            for d in (private / "home", private / "tmp", private / "course" / "notebooks", private / "runtime"):
+            for d in (private / "home", private / "tmp", private / "course" / "notebooks"):
                 os.chown(d, uid, uid)
         return plain_env(private, threads), str(private / "course" / "notebooks"), ""
 

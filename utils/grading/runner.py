@@ -23,8 +23,10 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -151,6 +153,7 @@ class Runner:
         self.private = Path(job.private)
         self.progress = Progress()
         self.kernel_pgids: list[int] = []
+        self.runtime = Path(tempfile.mkdtemp(prefix="codebreak-kernel-", dir="/tmp" if os.path.isdir("/tmp") else None))
         self.write_kernelspec()
 
     def save(self) -> None:
@@ -161,9 +164,10 @@ class Runner:
 
     # ------------------------------------------------------------------ kernels
     def write_kernelspec(self) -> None:
-        """kernel.json: the sandbox launcher (sandbox.main) or, with --no-sandbox, a plain ipykernel."""
-        runtime = self.private / "runtime"
-        runtime.mkdir(exist_ok=True)
+        """kernel.json: the sandbox launcher (sandbox.main) or, with --no-sandbox, a plain ipykernel. The kernel's
+        connection file and sockets live in a fresh folder of the system's temp dir (mounted at the same path in
+        the sandbox), so that its path says nothing about where the grader keeps its files."""
+        runtime = self.runtime
         if self.job.sandbox.mode != "none":
             spec = dict(vars(self.job.sandbox), args=str(self.private / "args"), runtime=str(runtime), env=self.job.env,
                         cwd=self.job.kernel_cwd)
@@ -177,7 +181,7 @@ class Runner:
         (folder / "kernel.json").write_text(json.dumps(spec))
 
     def new_client(self, nb) -> CappedClient:
-        runtime = self.private / "runtime"
+        runtime = self.runtime
         name = secrets.token_hex(4)
         ksm = KernelSpecManager(kernel_dirs=[str(self.private / "kernels")])
         extra = dict(transport="ipc", ip=str(runtime / f"k{name}")) if self.job.sandbox.mode == "bwrap" else {}
@@ -386,5 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         runner.progress.done = True
     except Exception:
         runner.progress.worker_error = traceback.format_exc()[-2000:]
+    finally:
+        shutil.rmtree(runner.runtime, ignore_errors=True)
     runner.save()
     return 0

@@ -224,6 +224,7 @@ def user_launch(spec: dict, connection_file: str) -> None:
     """Mode "user": no namespaces; the kernel runs as an unprivileged user with the same limits, in a folder
     where only its own files are writable (the grader's files and the answers are not readable by that user)."""
     uid = spec["uid"]
+    os.chown(spec["runtime"], uid, uid)
     os.chown(connection_file, uid, uid)
     set_limits(spec)
     drop_privileges(uid)
@@ -244,9 +245,20 @@ def main(argv: list[str]) -> int:
         os.chown(spec["runtime"], spec["uid"], spec["uid"])
         os.chown(connection_file, spec["uid"], spec["uid"])
     enter(spec)
-    argv = bwrap_argv(spec, [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file])
+    argv = hidden_args(bwrap_argv(spec, [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file]))
     os.execvp(argv[0], argv)
     return 1
+
+
+def hidden_args(argv: list[str]) -> list[str]:
+    """`bwrap --args FD -- COMMAND`: the options come through a pipe, so the sandbox's /proc/1/cmdline names no host
+    path (where the grader keeps its files)."""
+    split = argv.index("--")
+    r, w = os.pipe()
+    os.write(w, b"".join(a.encode() + b"\0" for a in argv[1:split]))
+    os.close(w)
+    os.set_inheritable(r, True)
+    return [argv[0], "--args", str(r), *argv[split:]]
 
 
 def enter(spec: dict) -> None:
@@ -259,5 +271,9 @@ def enter(spec: dict) -> None:
 
 def run_sandboxed(spec: dict, command: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
     """Run `command` in the sandbox `spec` describes (tests and benchmarks: the kernel goes through main)."""
-    return subprocess.run(bwrap_argv(spec, command), preexec_fn=lambda: enter(spec), capture_output=True, text=True,
-                          timeout=timeout)
+    argv = hidden_args(bwrap_argv(spec, command))
+    try:
+        return subprocess.run(argv, preexec_fn=lambda: enter(spec), capture_output=True, text=True, timeout=timeout,
+                              pass_fds=[int(argv[2])])
+    finally:
+        os.close(int(argv[2]))
