@@ -174,21 +174,21 @@ def set_limits(spec: dict) -> None:
     limit(resource.RLIMIT_NPROC, spec["max_procs"])
 
 
-def blocked_ancestor(path: str) -> str | None:
-    """The topmost folder above `path` that others cannot enter (e.g. /root), else None."""
+def blocked_ancestor(path: str, uid: int) -> str | None:
+    """The topmost folder above `path` (not `path` itself) that user `uid` cannot enter (e.g. /root), else None."""
     parts = Path(path).parts
-    for i in range(2, len(parts) + 1):
-        folder = Path(*parts[:i])
-        if not os.stat(folder).st_mode & 0o001:
-            return str(folder)
+    for i in range(2, len(parts)):
+        st = os.stat(Path(*parts[:i]))
+        if not st.st_mode & 0o001 and st.st_uid != uid:
+            return str(Path(*parts[:i]))
     return None
 
 
-def expose(paths: list[str]) -> None:
+def expose(paths: list[str], uid: int) -> None:
     """As root, before dropping privileges: in a private mount namespace, cover each folder the sandbox user cannot
     enter (e.g. /root above a pyenv Python) with an empty tmpfs and bind the needed paths back into it, so that the
     unprivileged bwrap can mount them. Nothing changes outside this process."""
-    blocked = [(p, blocked_ancestor(p)) for p in paths]
+    blocked = [(p, blocked_ancestor(p, uid)) for p in paths]
     blocked = [(p, a) for p, a in blocked if a]
     if not blocked:
         return
@@ -264,7 +264,7 @@ def hidden_args(argv: list[str]) -> list[str]:
 def enter(spec: dict) -> None:
     """In the process about to exec bwrap: make the mounted paths reachable, set the limits, drop root."""
     if spec["uid"] is not None:
-        expose([*python_dirs(), spec["course"], spec["args"], spec["runtime"]])
+        expose([*python_dirs(), spec["course"], spec["args"], spec["runtime"]], spec["uid"])
     set_limits(spec)
     drop_privileges(spec["uid"])
 
