@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from ..checks.core import GRADING_ENV, REGISTRY
+from ..checks.core import GRADING_ENV
 from . import sandbox
 from .records import Job, NotebookSpec, ExerciseSpec, SandboxSpec, progress_from_json, Progress, NotebookRun, to_json
 from .reports import build_reports, summarize, write_atomic
