@@ -462,10 +462,10 @@ def test_a_signal_stops_everything_at_once(tmp_path, signum):
     deadline = time.time() + 400
     while time.time() < deadline and not list((out / ".tmp").glob("run-*/learner-*/notebooks")):
         time.sleep(1)
-    while time.time() < deadline and not kernels():
+    while time.time() < deadline and not kernels() & descendants(proc.pid):
         time.sleep(1)
-    running = kernels()
-    assert running, "no kernel started"
+    running = descendants(proc.pid)
+    assert kernels() & running, "no kernel started"
     time.sleep(5)
     started = time.time()
     proc.send_signal(signum)
@@ -475,6 +475,22 @@ def test_a_signal_stops_everything_at_once(tmp_path, signum):
     assert not list((out / ".tmp").glob("run-*"))
     assert not kernels() & running
     assert not list((out / "results").glob("*.json"))  # nobody finished, and nobody else was started
+
+
+def descendants(root: int) -> set[str]:
+    """Every process below `root` (workers, sandboxes, kernels)."""
+    parent = {}
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit():
+                parent[p.name] = (p / "stat").read_text().rsplit(")", 1)[1].split()[1]
+        except (OSError, IndexError):
+            pass
+    found, frontier = set(), {str(root)}
+    while frontier:
+        frontier = {pid for pid, pp in parent.items() if pp in frontier} - found
+        found |= frontier
+    return found
 
 
 def kernels() -> set[str]:
