@@ -200,7 +200,9 @@ def library_notebook() -> nbformat.NotebookNode:
         "from utils import analysis\n"
         "def implied_first_letter_probs(*args, **kwargs):\n    return analysis.implied_first_letter_probs(*args, **kwargs)\n",
         "bayes_word_probs = analysis.bayes_word_probs\n",
-        "from utils.analysis import LETTERS\nimport torch\n" + own,
+        "import utils.analysis as _lib\n"  # the names the library's module uses, then the learner's own copy
+        "globals().update({k: v for k, v in vars(_lib).items() if not k.startswith('__') and k != 'letter_freqs_by_position'})\n"
+        + own,
     )
 
 
