@@ -1,0 +1,126 @@
+"""The reports an instructor reads: grades.csv (one row per learner), grades.json (every case and message),
+feedback/<learner>.md (for the learner) and skipped.txt (entries of the submissions folder not graded, and why)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import threading
+from pathlib import Path
+
+from ..checks.core import REGISTRY
+from .scoring import points_table
+
+INFO_TAGS = ("merged", "renamed")  # reported in the notes, but the learner's status stays "ok"
+
+
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write to a temporary file next to `path`, then os.replace it: readers see the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    if isinstance(text, bytes):
+        tmp.write_bytes(text)
+    else:
+        tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def summarize(result: dict) -> None:
+    """Fill total, max, status and notes of a learner's result."""
+    table = points_table()
+    result["max"] = sum(p for *_, p in table)
+    result["total"] = round(sum(e["score"] for e in result["exercises"].values()), 2)
+    tags = []
+    for tag, _ in result["problems"]:
+        if tag not in tags and tag not in INFO_TAGS:
+            tags.append(tag)
+    if any(e.get("grader_error") for e in result["exercises"].values()) and "grader-error" not in tags:
+        tags.append("grader-error")
+    if any(any(c["status"] == "library" for c in e["cases"]) for e in result["exercises"].values()):
+        tags.append("library-version")
+    result["status"] = "ok" if not tags else " ".join(tags)
+    notes = [msg for _, msg in result["problems"]]
+    submitted = {nb["lesson"] for nb in result["notebooks"].values()}
+    missing = sorted({lesson for lesson, *_ in table} - submitted)
+    if missing:
+        notes.append("no notebook for lesson(s) " + ", ".join(missing))
+    result["notes"] = "; ".join(dict.fromkeys(notes))
+
+
+def exercise_feedback(name: str, e: dict) -> list[str]:
+    lines = [f"### `{name}`"]
+    if e.get("problem"):
+        lines.append(f"{e['problem'][0].upper()}{e['problem'][1:]}.")
+        if e["problem"] in ("not implemented", "function not defined"):
+            return lines + [""]
+    failed = [c for c in e["cases"] if c["status"] != "pass"]
+    if failed and failed[0]["status"] != "library":
+        first = failed[0]
+        lines += [f"Failed {len(failed)} of {e['total']} test cases. First failing input: `{first['case']}`", "",
+                  "```", first["message"], "```"]
+        hint = REGISTRY[name].hint if name in REGISTRY else ""
+        if hint:
+            lines.append(f"Hint: {hint}")
+    return lines + [""]
+
+
+def feedback_markdown(result: dict) -> str:
+    lines = [f"# Grading feedback: {result['learner']}", "", f"**Total: {result['total']:g} / {result['max']:g} points.**", ""]
+    if result["problems"]:
+        lines.append("Problems while running your notebooks:")
+        lines += [f"- {msg}" for _, msg in dict.fromkeys(map(tuple, result["problems"]))]
+        lines.append("")
+    by_lesson: dict[str, list[str]] = {}
+    for lesson, name, _ in points_table():
+        by_lesson.setdefault(lesson, []).append(name)
+    notebooks = {nb["lesson"]: (file, nb) for file, nb in result["notebooks"].items()}
+    for lesson, names in by_lesson.items():
+        if lesson not in notebooks:
+            lines += [f"## Lesson {lesson}", "", "Not submitted.", ""]
+            continue
+        file, nb = notebooks[lesson]
+        lines += [f"## Lesson {lesson} (`{file}`)", ""]
+        lines += [f"- code cell {err['cell']} raised {err['error'].rstrip(': ')}" for err in nb.get("cell_errors", [])[:10]]
+        if nb.get("cell_errors"):
+            lines.append("")
+        lines += ["| exercise | points | tests passed |", "| --- | --- | --- |"]
+        for name in names:
+            e = result["exercises"].get(name)
+            if e:
+                lines.append(f"| `{name}` | {e['score']:g} / {e['points']:g} | {e['passed']} / {e['total']} |")
+        lines.append("")
+        for name in names:
+            e = result["exercises"].get(name)
+            if e and (e["passed"] < e["total"] or e["score"] < e["points"]):
+                lines += exercise_feedback(name, e)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def grades_csv(results: list[dict]) -> str:
+    names = [name for _, name, _ in points_table()]
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["learner", *names, "total", "max", "status", "notes", "file"])
+    for r in results:
+        cells = ["" if r["exercises"].get(n) is None else f"{r['exercises'][n]['score']:g}" for n in names]
+        writer.writerow([r["learner"], *cells, f"{r['total']:g}", f"{r['max']:g}", r["status"], r["notes"],
+                         r.get("key", r["learner"])])
+    return buf.getvalue()
+
+
+def build_reports(out: Path, keys: list[str], skipped: list[str] = ()) -> list[dict]:
+    """grades.csv, grades.json, feedback/*.md and skipped.txt from the per-learner results of `keys`."""
+    results = []
+    for key in keys:
+        try:
+            results.append(json.loads((out / "results" / f"{key}.json").read_text()))
+        except (OSError, ValueError):
+            continue
+    write_atomic(out / "grades.csv", grades_csv(results))
+    write_atomic(out / "grades.json", json.dumps({r["learner"]: r for r in results}, indent=1))
+    for r in results:
+        write_atomic(out / "feedback" / f"{r.get('key', r['learner'])}.md", feedback_markdown(r))
+    write_atomic(out / "skipped.txt", "".join(f"{line}\n" for line in skipped))
+    return results

@@ -1,0 +1,396 @@
+"""The worker: runs one learner's notebooks in fresh (sandboxed) kernels for the grader (never run by hand).
+
+Started by `batch` as `python -I` (see sandbox.bootstrap_argv) with the job (records.Job) as JSON on stdin. It
+imports no torch and nothing of the course. For each notebook it:
+
+1. reads the code cells (stored outputs are ignored) and executes them cell by cell in a fresh kernel, errors
+   allowed, with a per-cell time limit (a cell that will not stop is interrupted; a kernel that will not answer
+   after that is killed), keeping at most a few kB of each cell's output;
+2. if the kernel died (os._exit, out of memory, killed), starts a fresh one and runs the notebook again without
+   the cell(s) that killed it, so that the functions defined elsewhere are still graded;
+3. for each exercise, runs one cell that calls `utils.grading.kernel.grade`: the kernel answers each case with a
+   display message carrying a random token; the worker stores each answer under `<private>/out/` (a folder the
+   kernel cannot see) for the grader to load with torch.load(weights_only=True).
+
+Progress (records.Progress) is written atomically to <private>/progress.json after every step.
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+
+from . import sandbox
+from .records import RESULT_MIME, ExerciseRun, ExerciseSpec, Job, NotebookRun, NotebookSpec, Progress, job_from_json, to_json
+
+TIMEOUT_MARK = "CodebreakCellTimeout"
+# Run in each fresh kernel before the learner's first cell, so that importing the course's libraries (seconds on
+# a busy machine) is not charged to the learner's per-cell time limit. Its output is discarded.
+WARMUP_CELL = """\
+import importlib
+for _name in ("torch", "einops", "jaxtyping", "eindex", "transformer_lens", "plotly.express", "circuitsvis"):
+    try:
+        importlib.import_module(_name)
+    except Exception:
+        pass
+del importlib, _name
+"""
+WARMUP_TIMEOUT = 180  # seconds
+PROBE_TIMEOUT = 10  # seconds a kernel gets to answer `pass` after an interrupted cell
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+KERNEL_NAME = "codebreak-sandbox"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """SIGKILL this worker when the grader dies (Linux), so that nothing outlives an interrupted batch."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if parent_pid and os.getppid() != parent_pid:
+        os._exit(1)
+
+
+class CappedClient(NotebookClient):
+    """A NotebookClient that keeps at most `max_chars` printed characters per cell and no rich output; it takes
+    the kernel's grading answers (display messages of type RESULT_MIME tagged with `token`) into `answers`."""
+
+    max_chars = 20000
+    max_answer_bytes = 64 * 2**20
+    dropped_chars = 0
+    token = ""
+    answers: dict
+
+    def output(self, outs, msg, display_id, cell_index):
+        msg_type = msg["msg_type"]
+        content = msg.get("content", {})
+        if msg_type in ("display_data", "execute_result", "update_display_data"):
+            self.take_answer(content)
+            content["data"] = {"text/plain": "[rich output not kept by the grader]"}
+            content["metadata"] = {}
+            content.pop("transient", None)
+        elif msg_type == "stream":
+            kept = sum(len(o.get("text", "")) for o in outs if o.get("output_type") == "stream")
+            text = content.get("text", "")
+            room = max(0, self.max_chars - kept)
+            if len(text) > room:
+                self.dropped_chars += len(text) - room
+                content["text"] = text[:room]
+                if not content["text"]:
+                    return None
+        elif msg_type == "error":
+            content["traceback"] = [t[:2000] for t in content.get("traceback", [])[-10:]]
+            content["evalue"] = str(content.get("evalue", ""))[:2000]
+        return super().output(outs, msg, None, cell_index)
+
+    def take_answer(self, content: dict) -> None:
+        data = content.get("data", {}).get(RESULT_MIME)
+        meta = content.get("metadata", {}).get(RESULT_MIME)
+        if not self.token or not isinstance(data, str) or not isinstance(meta, dict) or meta.get("token") != self.token:
+            return
+        index = meta.get("index")
+        if isinstance(index, int) and index not in self.answers and len(data) <= self.max_answer_bytes * 4 // 3 + 4:
+            try:
+                self.answers[index] = base64.b64decode(data, validate=True)
+            except ValueError:
+                pass
+
+
+def code_cells(path: Path, max_bytes: int) -> tuple[list[str] | None, str]:
+    """The source of every code cell, or (None, why the file is not a notebook)."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        return None, f"the file is {size / 2**20:.1f} MB, more than the {max_bytes / 2**20:.0f} MB allowed"
+    try:
+        nb = nbformat.reads(path.read_text(encoding="utf-8", errors="replace"), as_version=4)
+        sources = []
+        for cell in nb.cells:
+            if cell.get("cell_type") == "code":
+                src = cell.get("source", "")
+                sources.append("".join(src) if isinstance(src, list) else str(src))
+        return sources, ""
+    except Exception as e:  # not JSON, not a notebook
+        return None, f"not a valid notebook ({e.__class__.__name__}: {str(e)[:200]})"
+
+
+def error_of(cell) -> tuple[str, str] | None:
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            return out.get("ename", "Error"), ANSI.sub("", str(out.get("evalue", "")))[:300]
+    return None
+
+
+def is_memory_error(ename: str, evalue: str) -> bool:
+    return ename == "MemoryError" or "can't allocate memory" in evalue or "out of memory" in evalue.lower()
+
+
+class Runner:
+    def __init__(self, job: Job):
+        self.job = job
+        self.private = Path(job.private)
+        self.progress = Progress()
+        self.kernel_pgids: list[int] = []
+        self.runtime = Path(tempfile.mkdtemp(prefix="codebreak-kernel-", dir="/tmp" if os.path.isdir("/tmp") else None))
+        self.write_kernelspec()
+
+    def save(self) -> None:
+        write_atomic(self.private / "progress.json", to_json(self.progress))
+
+    def remaining(self) -> float:
+        return self.job.deadline - time.time()
+
+    # ------------------------------------------------------------------ kernels
+    def write_kernelspec(self) -> None:
+        """kernel.json: the sandbox launcher (sandbox.main) or, with --no-sandbox, a plain ipykernel. The kernel's
+        connection file and sockets live in a fresh folder of the system's temp dir (mounted at the same path in
+        the sandbox), so that its path says nothing about where the grader keeps its files."""
+        runtime = self.runtime
+        if self.job.sandbox.mode != "none":
+            spec = dict(vars(self.job.sandbox), args=str(self.private / "args"), runtime=str(runtime), env=self.job.env,
+                        cwd=self.job.kernel_cwd)
+            (self.private / "sandbox.json").write_text(json.dumps(spec))
+            argv = sandbox.bootstrap_argv("sandbox", str(self.private / "sandbox.json"), "{connection_file}")
+        else:
+            argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        folder = self.private / "kernels" / KERNEL_NAME
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = {"argv": argv, "display_name": "graded", "language": "python", "interrupt_mode": "signal"}
+        (folder / "kernel.json").write_text(json.dumps(spec))
+
+    def new_client(self, nb) -> CappedClient:
+        runtime = self.runtime
+        name = secrets.token_hex(4)
+        ksm = KernelSpecManager(kernel_dirs=[str(self.private / "kernels")])
+        extra = dict(transport="ipc", ip=str(runtime / f"k{name}")) if self.job.sandbox.mode == "bwrap" else {}
+        km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm, **extra)
+        km.connection_file = str(runtime / f"kernel-{name}.json")
+        client = CappedClient(
+            nb, km=km, timeout=self.job.cell_timeout, kernel_name=KERNEL_NAME, allow_errors=True,
+            interrupt_on_timeout=True, iopub_timeout=2, shutdown_kernel="immediate", record_timing=False,
+            error_on_timeout={"ename": TIMEOUT_MARK, "evalue": "the cell ran past the time limit", "traceback": []},
+            startup_timeout=120,
+        )
+        client.max_chars = self.job.max_output_chars
+        client.max_answer_bytes = self.job.max_result_bytes
+        client.answers = {}
+        return client
+
+    def kill_kernel_group(self, client) -> None:
+        pgid = getattr(getattr(getattr(client, "km", None), "provisioner", None), "pgid", None)
+        for g in [pgid] + self.kernel_pgids:
+            if g:
+                try:
+                    os.killpg(g, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+    def run_cell(self, client, nb, index: int, source: str, timeout: float) -> tuple[str, object]:
+        """Execute one cell. Returns ("ok"|"error"|"timeout"|"stuck"|"dead"|"deadline", cell)."""
+        if timeout <= 0:
+            return "deadline", None
+        cell = nbformat.v4.new_code_cell(source)
+        nb.cells[index] = cell
+        client.timeout = max(1, int(timeout))
+        started = time.monotonic()
+        try:
+            client.execute_cell(cell, index)
+        except DeadKernelError:
+            return "dead", cell
+        err = error_of(cell)
+        # at its time limit nbclient interrupts a cell: it then holds KeyboardInterrupt (or nothing yet)
+        ran_out = time.monotonic() - started >= client.timeout
+        if ran_out and (err is None or err[0] in ("KeyboardInterrupt", TIMEOUT_MARK)):
+            return ("stuck" if self.is_stuck(client, nb) else "timeout"), cell
+        return ("error" if err else "ok"), cell
+
+    def is_stuck(self, client, nb) -> bool:
+        """After an interrupt: does the kernel answer `pass` within PROBE_TIMEOUT?"""
+        index = len(nb.cells)
+        nb.cells.append(nbformat.v4.new_code_cell("pass"))
+        client.timeout = PROBE_TIMEOUT
+        started = time.monotonic()
+        try:
+            client.execute_cell(nb.cells[index], index)
+            stuck = error_of(nb.cells[index]) is not None or time.monotonic() - started >= PROBE_TIMEOUT
+        except DeadKernelError:
+            stuck = True
+        nb.cells.pop()
+        return stuck
+
+    def run_extra(self, client, nb, source: str, timeout: float) -> tuple[str, object]:
+        nb.cells.append(nbformat.v4.new_code_cell(""))
+        outcome, cell = self.run_cell(client, nb, len(nb.cells) - 1, source, timeout)
+        nb.cells.pop()
+        return outcome, cell
+
+    # ------------------------------------------------------------------ one notebook
+    def grade_notebook(self, spec: NotebookSpec) -> None:
+        entry = NotebookRun()
+        self.progress.notebooks[spec.file] = entry
+        self.save()
+        sources, why = code_cells(self.private / "notebooks" / spec.file, self.job.max_notebook_bytes)
+        if sources is None:
+            entry.status = "invalid"
+            entry.problems.append(["invalid-notebook", f"{spec.file} is {why}"])
+            self.save()
+            return
+        skip: set[int] = set()
+        pending = list(spec.exercises)
+        while entry.attempts < self.job.max_kernel_starts and (pending or entry.attempts == 0):
+            entry.attempts += 1
+            if self.remaining() <= 0:
+                entry.problems.append(["time-limit", "the submission ran past its total time limit"])
+                break
+            if not self.attempt(spec, sources, skip, pending, entry):
+                break
+        if pending:
+            names = ", ".join(ex.name for ex in pending)
+            entry.problems.append(["not-graded", f"{spec.file}: could not grade {names} (the kernel kept dying or time ran out)"])
+        self.save()
+
+    def attempt(self, spec: NotebookSpec, sources: list[str], skip: set[int], pending: list[ExerciseSpec],
+                entry: NotebookRun) -> bool:
+        """One fresh kernel: run the cells, then grade the pending exercises. True: start another kernel."""
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell("") for _ in sources]
+        client = self.new_client(nb)
+        first = entry.attempts == 1
+        try:
+            started = time.monotonic()
+            with client.setup_kernel(env=dict(self.job.env), cwd=self.job.kernel_cwd or str(self.private)):
+                pgid = getattr(client.km.provisioner, "pgid", None)
+                if pgid:
+                    self.kernel_pgids.append(pgid)
+                    write_atomic(self.private / "kernels.json", json.dumps(self.kernel_pgids))
+                self.add_time(entry, "kernel_start", started)
+                started = time.monotonic()
+                warm, _ = self.run_extra(client, nb, WARMUP_CELL, min(WARMUP_TIMEOUT, self.remaining()))
+                self.add_time(entry, "imports", started)
+                if warm in ("dead", "stuck"):
+                    raise RuntimeError("the kernel could not import the course's libraries")
+                started = time.monotonic()
+                restart = self.run_learner_cells(client, nb, spec.file, sources, skip, entry, first)
+                self.add_time(entry, "execute", started)
+                self.save()
+                if restart:
+                    return True
+                started = time.monotonic()
+                restart = self.grade_pending(client, nb, pending, entry)
+                self.add_time(entry, "grade_calls", started)
+                return restart
+        except Exception as e:  # the kernel did not start, or the client broke
+            entry.problems.append(["kernel-error", f"{spec.file}: {e.__class__.__name__}: {str(e)[:300]}"])
+            return True
+        finally:
+            self.kill_kernel_group(client)
+
+    @staticmethod
+    def add_time(entry: NotebookRun, what: str, started: float) -> None:
+        entry.timings[what] = round(entry.timings.get(what, 0.0) + time.monotonic() - started, 2)
+
+    def run_learner_cells(self, client, nb, file: str, sources: list[str], skip: set[int], entry: NotebookRun,
+                          first: bool) -> bool:
+        """Run every cell not skipped. True when a cell killed or hung the kernel (then run again without it)."""
+        for i, src in enumerate(sources):
+            if i in skip or not src.strip():
+                continue
+            outcome, cell = self.run_cell(client, nb, i, src, min(self.job.cell_timeout, self.remaining()))
+            if outcome == "deadline":
+                entry.problems.append(["time-limit", "the submission ran past its total time limit"])
+                return False
+            if outcome in ("dead", "stuck"):
+                skip.add(i)
+                what, tag = ("crashed the kernel", "kernel-died") if outcome == "dead" else ("would not stop", "timeout")
+                entry.problems.append([tag, f"{file}: code cell {i + 1} {what}; the notebook was run again without it"])
+                return True
+            if first and outcome == "timeout":
+                entry.problems.append(["timeout", f"{file}: code cell {i + 1} ran past {self.job.cell_timeout} s and was interrupted"])
+            if first and outcome == "error":
+                ename, evalue = error_of(cell)
+                entry.cell_errors.append({"cell": i + 1, "error": f"{ename}: {evalue}"})
+                if is_memory_error(ename, evalue):
+                    entry.problems.append(["memory", f"{file}: code cell {i + 1} ran out of memory"])
+        if first and client.dropped_chars > self.job.flood_chars:
+            entry.problems.append(["output-flood", f"{file}: the notebook printed {client.dropped_chars / 1e6:.1f} M "
+                                   "characters; the grader kept only the start of each cell's output"])
+        return False
+
+    def grade_pending(self, client, nb, pending: list[ExerciseSpec], entry: NotebookRun) -> bool:
+        while pending:
+            status = self.grade_exercise(client, nb, pending[0], entry)
+            pending.pop(0)
+            self.save()
+            if status in ("dead", "stuck"):
+                return True
+            if status == "deadline":
+                return False
+        return False
+
+    def grade_exercise(self, client, nb, ex: ExerciseSpec, entry: NotebookRun) -> str:
+        started = time.monotonic()
+        out_dir = self.private / "out" / ex.name
+        out_dir.mkdir(parents=True, exist_ok=True)
+        args_dir = self.job.kernel_args_dir or str(self.private / "args")
+        files = [f"{args_dir}/{f}" for f in ex.args]
+        client.token, client.answers = secrets.token_hex(16), {}
+        fn = f"_codebreak_grade_{secrets.token_hex(6)}"
+        source = (f"from utils.grading.kernel import grade as {fn}\n"
+                  f"{fn}({ex.name!r}, {files!r}, {ex.library!r}, {client.token!r})\ndel {fn}")
+        outcome, cell = self.run_extra(client, nb, source, min(self.job.exercise_timeout, self.remaining()))
+        collected: list[str | None] = []
+        for i in range(len(files)):
+            data = client.answers.get(i)
+            if data is None:
+                collected.append(None)
+                continue
+            (out_dir / f"{i}.pt").write_bytes(data)
+            collected.append(f"{i}.pt")
+        client.token = ""
+        problem = None
+        if outcome == "error":
+            problem = "grading call failed: " + ": ".join(error_of(cell))
+        elif outcome in ("timeout", "stuck", "deadline"):
+            problem = f"`{ex.name}` ran past the time limit ({self.job.exercise_timeout} s for all its test cases)"
+        elif outcome == "dead":
+            problem = f"`{ex.name}` crashed the kernel"
+        entry.exercises[ex.name] = ExerciseRun(collected, problem, round(time.monotonic() - started, 2))
+        return outcome
+
+
+def main(argv: list[str] | None = None) -> int:
+    job = job_from_json(sys.stdin.read())
+    die_with_parent(job.parent_pid)
+    runner = Runner(job)
+    try:
+        for spec in job.notebooks:
+            runner.grade_notebook(spec)
+        runner.progress.done = True
+    except Exception:
+        runner.progress.worker_error = traceback.format_exc()[-2000:]
+    finally:
+        shutil.rmtree(runner.runtime, ignore_errors=True)
+    runner.save()
+    return 0

@@ -1,0 +1,200 @@
+"""Test cases, reference answers and the score of each exercise, all computed in the grader's own process.
+
+The kernel only ever sends back what the learner's function returned (records.CallResult dicts). Each answer is
+loaded with torch.load(weights_only=True) and then rebuilt from scratch (`rebuild`): plain tensors, numbers,
+strings and containers, so that nothing loaded (an attribute planted on a tensor, a subclass) reaches the
+comparison. An exercise whose learner function calls the library version of that exercise scores 0.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checks.core import REGISTRY, Case, Exercise
+from .records import ExerciseRun, NotebookRun
+
+LIBRARY_PREFIXES = ("utils.",)
+NOT_LIBRARY = ("utils.reference", "utils.checks", "utils.grading")
+
+
+def points_table() -> list[tuple[str, str, int]]:
+    """(lesson, exercise, points) of every registered exercise, in lesson then registration order:
+    the one table of points (`Exercise.points` in utils.checks.core.REGISTRY)."""
+    import utils.checks  # noqa: F401  (registers every lesson)
+
+    return sorted(((ex.lesson, ex.name, ex.points) for ex in REGISTRY.values()), key=lambda t: t[0])
+
+
+def exercises_of(lesson: str) -> list[Exercise]:
+    return [ex for ex in REGISTRY.values() if ex.lesson == lesson]
+
+
+def library_versions(ex: Exercise) -> list[list[str]]:
+    """[[module, qualname]] of the course-library function that answers `ex`, found from its reference:
+    `utils/reference/lessonNN.py` re-exports library functions (for example from utils.analysis), so a
+    reference whose __module__ is a library module names the library version. [] when the reference is its own."""
+    candidates = [ex.reference]
+    try:
+        names = inspect.getclosurevars(ex.reference).nonlocals
+        module = importlib.import_module(f"utils.reference.{names.get('lesson_module') or 'lesson' + ex.lesson}")
+        candidates.append(getattr(module, names.get("name") or ex.name, None))
+    except (TypeError, ImportError, ValueError):
+        pass
+    found = []
+    for fn in candidates:
+        if fn is None or not callable(fn):
+            continue
+        fn = inspect.unwrap(fn)
+        module_name = getattr(fn, "__module__", "") or ""
+        if module_name.startswith(LIBRARY_PREFIXES) and not module_name.startswith(NOT_LIBRARY):
+            entry = [module_name, fn.__qualname__]
+            if entry not in found:
+                found.append(entry)
+    return found
+
+
+class References:
+    """Each exercise's cases on the run's secret seed and the reference outputs, computed once (thread-safe:
+    the references share cached models, and one run with hooks must not overlap another's forward pass)."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[list[Case], list[Any] | None, str]] = {}
+
+    def get(self, ex: Exercise) -> tuple[list[Case], list[Any] | None, str]:
+        with self._lock:
+            if ex.name not in self._cache:
+                cases = ex.cases(self.seed)
+                try:
+                    expected, error = [ex.expected(c) for c in cases], ""
+                except Exception as e:
+                    expected, error = None, f"{e.__class__.__name__}: {e}"
+                self._cache[ex.name] = (cases, expected, error)
+            return self._cache[ex.name]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading a kernel's answer
+# ---------------------------------------------------------------------------------------------------------
+
+
+def rebuild(value: Any, depth: int = 0) -> Any:
+    """A fresh plain copy of a loaded value: tensors (no subclass, no attributes), bool / int / float / str /
+    None, and lists / tuples / dicts of them. Anything else raises TypeError."""
+    if depth > 20:
+        raise TypeError("nested too deeply")
+    if isinstance(value, torch.Tensor):
+        t = torch.Tensor.detach(value)
+        if t.layout != torch.strided or t.is_quantized:
+            raise TypeError(f"a {t.layout} tensor")
+        plain = torch.empty(tuple(t.shape), dtype=t.dtype)
+        torch.Tensor.copy_(plain, torch.Tensor.as_subclass(t, torch.Tensor))
+        return plain
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value) if kind is not str else str.__str__(value)
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [rebuild(v, depth + 1) for v in list.__iter__(value)]
+    if isinstance(value, tuple):
+        return tuple(rebuild(v, depth + 1) for v in tuple.__iter__(value))
+    if isinstance(value, dict):
+        return {rebuild(k, depth + 1): rebuild(v, depth + 1) for k, v in dict.items(value)}
+    raise TypeError(type(value).__name__)
+
+
+def load_answer(path: Path, max_bytes: int) -> dict:
+    """The kernel's answer for one case as a plain dict, or {"status": "unreadable", ...}."""
+    try:
+        if path.is_symlink() or path.stat().st_size > max_bytes:
+            raise ValueError("the output is too large")
+        record = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(record, dict):
+            raise ValueError("not a result record")
+        record = {str(k): v for k, v in dict.items(record)}
+        if record.get("status") == "ok":
+            record["value"] = rebuild(record.get("value"))
+        return {k: (v if k == "value" else str(v)[:500]) for k, v in record.items()}
+    except Exception as e:
+        return {"status": "unreadable", "error": f"{e.__class__.__name__}: {str(e)[:200]}"}
+
+
+def case_outcome(ex: Exercise, case: Case, expected: Any, record: dict) -> tuple[str, str]:
+    """(status, message) of one case from the kernel's answer."""
+    status = record.get("status")
+    if status == "ok":
+        try:
+            problem = ex.check_output(case, expected, record.get("value"))
+        except Exception as e:  # a value the comparison cannot handle
+            problem = f"could not compare your output ({e.__class__.__name__}: {e})"
+        return ("pass", "") if problem is None else ("fail", problem)
+    messages = {
+        "missing": f"no function named `{ex.name}` is defined in your notebook",
+        "not_implemented": "not implemented yet (raises NotImplementedError)",
+        "error": f"your function raised {record.get('error', '')}",
+        "bad_type": f"your function returned a {record.get('type')}, which is not what the exercise asks for",
+        "library": f"your `{ex.name}` calls the course library's own version of this exercise "
+                   f"(`{record.get('library')}`); write it yourself: this exercise scores 0",
+    }
+    if status in messages:
+        return status, messages[status]
+    return "fail", f"the grader could not read your output ({record.get('error', status)})"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The score of one exercise
+# ---------------------------------------------------------------------------------------------------------
+
+
+def empty_entry(ex: Exercise, total: int) -> dict:
+    return {"lesson": ex.lesson, "points": ex.points, "score": 0.0, "passed": 0, "total": total, "cases": []}
+
+
+def score_exercise(ex: Exercise, refs: References, nb: NotebookRun, out_dir: Path, max_bytes: int) -> dict:
+    cases, expected, error = refs.get(ex)
+    entry = empty_entry(ex, len(cases))
+    if expected is None:
+        entry.update(problem=f"grader error: the reference answer failed ({error})", grader_error=True)
+        return entry
+    if nb.status == "invalid":
+        entry["problem"] = "the notebook could not be read"
+        return entry
+    run: ExerciseRun | None = nb.exercises.get(ex.name)
+    if run is None:
+        entry["problem"] = "not graded (the kernel died or time ran out before this exercise)"
+        return entry
+    statuses = []
+    for i, (case, exp) in enumerate(zip(cases, expected)):
+        name = run.outputs[i] if i < len(run.outputs) else None
+        if name is None:
+            status, message = "no-result", "no result: the call did not finish (time limit, or the kernel crashed)"
+        else:
+            status, message = case_outcome(ex, case, exp, load_answer(out_dir / ex.name / name, max_bytes))
+        statuses.append(status)
+        entry["cases"].append({"case": case.describe(), "status": status, "message": str(message)[:1000]})
+    finish_entry(ex, entry, statuses, run)
+    return entry
+
+
+def finish_entry(ex: Exercise, entry: dict, statuses: list[str], run: ExerciseRun) -> None:
+    """Score and the one-line problem of an exercise from its case statuses."""
+    passed = statuses.count("pass")
+    entry["passed"] = passed
+    entry["score"] = round(ex.points * passed / max(1, len(statuses)), 2)
+    library = [c for c in entry["cases"] if c["status"] == "library"]
+    if library:  # the library version answered: no credit for any case
+        entry.update(score=0.0, passed=0, problem=library[0]["message"])
+    elif run.problem:
+        entry["problem"] = run.problem
+    elif statuses and all(s == "missing" for s in statuses):
+        entry["problem"] = "function not defined"
+    elif statuses and all(s == "not_implemented" for s in statuses):
+        entry["problem"] = "not implemented"
