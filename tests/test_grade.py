@@ -63,7 +63,7 @@ def correct_cells(skip=()) -> list[str]:
 
 
 STUBS = [f"def {n}(*args, **kwargs):\n    raise NotImplementedError()\n" for n in LESSON01]
-WRONG_CHAR_DIFF = "def char_diff(x, y):\n    return ord(x) - ord(y)\n"
+WRONG_PROBS = "def word_probabilities(counts, mode):\n    return counts.double()\n"  # never normalized
 WRONG_ROTATE = "def rotate_text(text, shift):\n    return text\n"
 
 
@@ -93,7 +93,7 @@ for name, ex in core.REGISTRY.items():
     ex.compare = lambda expected, got, case: None
     ex.reference = lambda *a, **k: None
     ex.normalize = lambda x: None
-l01.test_char_diff = lambda fn: print("All 25 tests in `test_char_diff` passed!")
+l01.test_rotate_text = lambda fn: print("All 25 tests in `test_rotate_text` passed!")
 import utils.grading.kernel as gk
 gk.plain = lambda v: v  # send whatever the function returns, subclasses and planted attributes included
 """
@@ -151,7 +151,7 @@ def escape_cell(out: Path) -> str:
             if part.startswith("/") and os.path.isdir(part):
                 sys.path.append(part)
     try:
-        from utils.reference.lesson01 import char_diff
+        from utils.reference.lesson01 import rotate_text
     except ImportError as e:
         found["import"] = repr(e)
     # forge results, delete another learner's, change the shared course library
@@ -199,7 +199,7 @@ def library_notebook() -> nbformat.NotebookNode:
         "from utils.analysis import *\n",
         "from utils import analysis\n"
         "def implied_first_letter_probs(*args, **kwargs):\n    return analysis.implied_first_letter_probs(*args, **kwargs)\n",
-        "bayes_word_probs = analysis.bayes_word_probs\n",
+        "rotated_word_tokens = analysis.rotated_word_tokens\n",
         "import utils.analysis as _lib\n"  # the names the library's module uses, then the learner's own copy
         "globals().update({k: v for k, v in vars(_lib).items() if not k.startswith('__') and k != 'letter_freqs_by_position'})\n"
         + own,
@@ -209,13 +209,13 @@ def library_notebook() -> nbformat.NotebookNode:
 LEARNERS = {
     "correct": lambda: nbformat.read(SOLUTIONS / NB_NAME, as_version=4),
     "exercise": lambda: nbformat.read(EXERCISES / NB_NAME, as_version=4),
-    "partial": lambda: notebook(WRONG_CHAR_DIFF, WRONG_ROTATE, *correct_cells(skip=("char_diff", "rotate_text"))),
+    "partial": lambda: notebook(WRONG_PROBS, WRONG_ROTATE, *correct_cells(skip=("word_probabilities", "rotate_text"))),
     # a cell that loops (interrupted), one that ignores interrupts (run again without it), a function that loops
     "loop": lambda: notebook(
         "while True:\n    pass\n",
         "import time\nwhile True:\n    try:\n        time.sleep(0.1)\n    except KeyboardInterrupt:\n        pass\n",
-        *correct_cells(skip=("make_plaintext",)),
-        "def make_plaintext(words, seq_len):\n    while True:\n        pass\n",
+        *correct_cells(skip=("rotation_twins",)),
+        "def rotation_twins(words):\n    while True:\n        pass\n",
     ),
     # memory and output floods between correct definitions
     "hog": lambda: notebook(
@@ -328,20 +328,20 @@ def test_exercise_notebook_gets_zero(graded):
 def test_partial_credit(graded):
     r = graded[2]["partial"]
     s = scores(r)
-    for name, source in [("char_diff", WRONG_CHAR_DIFF), ("rotate_text", WRONG_ROTATE)]:
+    for name, source in [("word_probabilities", WRONG_PROBS), ("rotate_text", WRONG_ROTATE)]:
         assert s[name] == round(POINTS[name] * expected_fraction(name, source), 2), (name, r["exercises"][name])
         assert 0 < s[name] < POINTS[name]
-    assert all(s[n] == POINTS[n] for n in LESSON01 if n not in ("char_diff", "rotate_text"))
+    assert all(s[n] == POINTS[n] for n in LESSON01 if n not in ("word_probabilities", "rotate_text"))
     feedback = (graded[1] / "feedback" / "partial.md").read_text()
-    assert "### `char_diff`" in feedback and "Hint:" in feedback
+    assert "### `word_probabilities`" in feedback and "Hint:" in feedback
 
 
 @pytest.mark.slow
 def test_infinite_loops(graded):
     r = graded[2]["loop"]
-    assert scores(r) == {**POINTS, "make_plaintext": 0}, r
+    assert scores(r) == {**POINTS, "rotation_twins": 0}, r
     assert "timeout" in r["status"]
-    assert "time limit" in r["exercises"]["make_plaintext"]["problem"]
+    assert "time limit" in r["exercises"]["rotation_twins"]["problem"]
 
 
 @pytest.mark.slow

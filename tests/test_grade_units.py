@@ -125,7 +125,7 @@ def test_planted_tensor_attributes_do_not_survive(tmp_path):
     got = record["value"]
     for t in (got[0], got[1]["k"]):
         assert type(t) is torch.Tensor and not t.__dict__ and t.item() == 5.0
-    ex = REGISTRY["char_diff"]
+    ex = REGISTRY["word_probabilities"]
     status, message = scoring.case_outcome(ex, Case(), [torch.tensor(3.0), {"k": torch.tensor(3.0)}], record)
     assert status == "fail" and "expected 3, got 5" in message, message
     naive = torch.load(path, weights_only=True)["value"][0]
@@ -153,7 +153,7 @@ def test_unreadable_and_oversized_answers(tmp_path):
 def test_library_versions_are_derived_from_the_references():
     assert scoring.library_versions(REGISTRY["first_char_probs"]) == [["utils.analysis", "first_char_probs"]]
     assert scoring.library_versions(REGISTRY["rotation_averaged_probs"]) == []  # written in utils/reference
-    assert scoring.library_versions(REGISTRY["char_diff"]) == []
+    assert scoring.library_versions(REGISTRY["rotate_text"]) == []
     backed = [n for n, ex in REGISTRY.items() if scoring.library_versions(ex)]
     assert len(backed) >= 10  # about half the exercises (lessons 03-06)
     for name in backed:

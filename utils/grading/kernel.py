@@ -89,12 +89,12 @@ class Watch:
 
 def call_one(exercise, fn: Callable, inputs: dict, codes: dict[Any, str]) -> dict:
     """One case: the result record (see records.CALL_STATUSES)."""
-    from utils.checks.core import materialize
+    from utils.checks.core import call_and_inspect
 
-    args, kwargs = materialize(inputs["args"]), materialize(inputs["kwargs"])
     try:
         with Watch(codes) as watch:
-            value = exercise.normalize(fn(*args, **kwargs))
+            raw, side_effects = call_and_inspect(fn, inputs["args"], inputs["kwargs"])
+            value = exercise.normalize(raw)
     except NotImplementedError:
         return {"status": "not_implemented"}
     except Exception as e:
@@ -103,6 +103,8 @@ def call_one(exercise, fn: Callable, inputs: dict, codes: dict[Any, str]) -> dic
         return {"status": "library", "library": watch.hits[0]}
     if watch.removed:
         return {"status": "error", "error": "the grader's call monitor was removed (sys.setprofile) during the call"}
+    if side_effects:  # it changed its inputs or left the model changed: the next cell would inherit the damage
+        return {"status": "side_effect", "error": "\n".join(side_effects)[:500]}
     try:
         return {"status": "ok", "value": plain(value)}
     except TypeError as e:

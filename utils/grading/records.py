@@ -139,4 +139,4 @@ def progress_from_json(text: str) -> Progress:
 #   {"status": "ok", "value": ...} | {"status": "missing"} | {"status": "not_implemented"}
 #   | {"status": "error", "error": str} | {"status": "bad_type", "type": str}
 #   | {"status": "library", "library": "utils.analysis.first_char_probs"}
-CALL_STATUSES = ("ok", "missing", "not_implemented", "error", "bad_type", "library")
+CALL_STATUSES = ("ok", "missing", "not_implemented", "error", "bad_type", "library", "side_effect")

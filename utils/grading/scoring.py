@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..checks.core import REGISTRY, Case, Exercise
+from ..checks.core import REGISTRY, Case, Exercise, diagnose
 from .records import ExerciseRun, NotebookRun
 
 LIBRARY_PREFIXES = ("utils.",)
@@ -135,11 +135,15 @@ def case_outcome(ex: Exercise, case: Case, expected: Any, record: dict) -> tuple
             problem = ex.check_output(case, expected, record.get("value"))
         except Exception as e:  # a value the comparison cannot handle
             problem = f"could not compare your output ({e.__class__.__name__}: {e})"
-        return ("pass", "") if problem is None else ("fail", problem)
+        if problem is None:
+            return "pass", ""
+        diagnosis = diagnose(ex, case, record.get("value"))  # in the grader's process, which has the catalogue
+        return "fail", problem + (f"\n{diagnosis}" if diagnosis else "")
     messages = {
         "missing": f"no function named `{ex.name}` is defined in your notebook",
         "not_implemented": "not implemented yet (raises NotImplementedError)",
         "error": f"your function raised {record.get('error', '')}",
+        "side_effect": str(record.get("error", "")),
         "bad_type": f"your function returned a {record.get('type')}, which is not what the exercise asks for",
         "library": f"your `{ex.name}` calls the course library's own version of this exercise "
                    f"(`{record.get('library')}`); write it yourself: this exercise scores 0",
