@@ -37,8 +37,9 @@ def test_accepts_loop_over_positions():
     accepts("dla_margin", loop)
 
 
-def test_accepts_in_place_correct_answer():
-    """Writing into the inputs is harmless: every case hands the function fresh copies."""
+def test_rejects_a_right_answer_that_writes_into_its_inputs():
+    """Right values, but the inputs were changed in place: the next cell would inherit the damage, so the check fails
+    and says which input changed."""
 
     def in_place(components, scale, W_U, logits, labels):
         components -= components.mean(1, keepdim=True)
@@ -47,7 +48,7 @@ def test_accepts_in_place_correct_answer():
         wrong = logits.argmax(-1)
         return einops.einsum(components, W_U.T[labels].unsqueeze(1) - W_U.T[wrong], "c b s d, b s d -> c b s")
 
-    accepts("dla_margin", in_place)
+    assert "changed its input `components` in place" in rejects("dla_margin", in_place)
 
 
 @pytest.mark.parametrize("mistake", MISTAKES)

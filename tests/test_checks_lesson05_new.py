@@ -44,7 +44,7 @@ def test_output_parts_accepts_mixing_before_the_OV_circuit():
     accepts("head_output_parts", mix_first)
 
 
-def test_accepts_in_place_correct_answers():
+def test_rejects_right_answers_that_write_into_their_inputs():
     def scores_in_place(q, parts, key_scale, W_K):
         parts /= key_scale
         q /= W_K.shape[-1] ** 0.5
@@ -54,8 +54,8 @@ def test_accepts_in_place_correct_answers():
         parts /= ln_scale
         return einops.einsum(pattern, einops.einsum(parts, W_OV, "p b s i, h i o -> p b h s o"), "b h d s, p b h s o -> p b h d o")
 
-    accepts("key_score_components", scores_in_place)
-    accepts("head_output_parts", outputs_in_place)
+    assert "changed its input `parts` in place" in rejects("key_score_components", scores_in_place)
+    assert "changed its input `parts` in place" in rejects("head_output_parts", outputs_in_place)
 
 
 @pytest.mark.parametrize("name, mistake", CASES)

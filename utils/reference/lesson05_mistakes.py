@@ -149,32 +149,32 @@ import torch
 # --- key_score_components ----------------------------------------------------------------------------------------
 
 
-def _scores(q, parts, key_scale, W_K, divide=True, sqrt=True):
+def _part_scores(q, parts, key_scale, W_K, divide=True, sqrt=True):
     keys = einops.einsum(parts / key_scale if divide else parts, W_K, "p b s d, h d e -> p b h s e")
     scores = einops.einsum(q, keys, "b h q e, p b h s e -> p b h q s")
     return scores / W_K.shape[-1] ** 0.5 if sqrt else scores
 
 
 def key_score_components__no_key_scale(q, parts, key_scale, W_K):
-    return _scores(q, parts, key_scale, W_K, divide=False)
+    return _part_scores(q, parts, key_scale, W_K, divide=False)
 
 
 def key_score_components__no_sqrt_d_head(q, parts, key_scale, W_K):
-    return _scores(q, parts, key_scale, W_K, sqrt=False)
+    return _part_scores(q, parts, key_scale, W_K, sqrt=False)
 
 
 def key_score_components__dest_src_swapped(q, parts, key_scale, W_K):
-    return _scores(q, parts, key_scale, W_K).transpose(-1, -2)
+    return _part_scores(q, parts, key_scale, W_K).transpose(-1, -2)
 
 
 def key_score_components__causal_mask(q, parts, key_scale, W_K):
-    scores = _scores(q, parts, key_scale, W_K)
+    scores = _part_scores(q, parts, key_scale, W_K)
     future = torch.ones(scores.shape[-2:], dtype=torch.bool).triu(1)
     return scores.masked_fill(future, float("-inf"))
 
 
 def key_score_components__summed_over_parts(q, parts, key_scale, W_K):
-    return _scores(q, parts, key_scale, W_K).sum(0, keepdim=True).expand(parts.shape[0], -1, -1, -1, -1)
+    return _part_scores(q, parts, key_scale, W_K).sum(0, keepdim=True).expand(parts.shape[0], -1, -1, -1, -1)
 
 
 # --- head_output_parts -------------------------------------------------------------------------------------------
