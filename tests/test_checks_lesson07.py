@@ -168,3 +168,50 @@ def test_accepts_alternatives():
         return out
 
     run_check("word_rotation_probs", rotation_loop)
+
+
+# ---- the library behind the lesson (utils.causal) -----------------------------------------------------------
+
+
+def test_library_sources_keep_the_word_and_shift_and_redraw_the_rest():
+    from utils import causal
+    from utils.data import CodeBreakingDataset
+
+    dataset = CodeBreakingDataset("easy", size=60, seed=5)
+    table = causal.WordTable.of(dataset)
+    words = causal.word_indices(dataset.toks_raw, table)
+    for n_keep in (0, 1, 2, 3):
+        sources = causal.sample_sources(words, dataset.labels, table, n_keep, torch.Generator().manual_seed(0))
+        assert sources.shape == (8, 60, 32)
+        for w in range(8):
+            span = slice(4 * w, 4 * w + n_keep)
+            assert torch.equal(sources[w, :, span], dataset.toks[:, span])  # the kept letters, under the same shift
+            assert torch.equal(sources[w, :, 3::4], dataset.toks[:, 3::4])  # spaces where spaces were
+        others = sources[0, :, 4:]
+        assert (others != dataset.toks[:, 4:]).any(-1).float().mean() > 0.9  # the other words are redrawn
+    with pytest.raises(ValueError, match="keep must be 4 numbers"):
+        causal.check_keep((1, 2, 3))
+
+
+def test_library_kv_matches_the_hooks_and_patching_with_clean_kv_changes_nothing():
+    from utils import causal
+    from utils.data import CodeBreakingDataset
+    from utils.model import load_model
+
+    model = load_model("easy", device="cpu")
+    toks = CodeBreakingDataset("easy", size=20, seed=2).toks
+    with torch.inference_mode():
+        logits, cache = model.run_with_cache(toks)
+    k, v = causal.layer1_kv(model, toks)
+    torch.testing.assert_close(k, cache["k", 1])
+    torch.testing.assert_close(v, cache["v", 1])
+    torch.testing.assert_close(causal.run_with_patched_kv(model, toks, k, v), logits)
+    assert not any(hp._forward_hooks for hp in model.hook_dict.values())
+
+
+@pytest.mark.slow
+def test_train_variant_runs():
+    from utils import causal
+
+    model = causal.train_variant(mode="medium", steps=2, word_list_size=10)
+    assert not model.training and model.cfg.d_model == 48

@@ -224,6 +224,7 @@ class Scrubber:
         self.words = word_indices(dataset.toks_raw, self.table)
         self.toks, self.labels = dataset.toks.to(model.cfg.device), dataset.labels.to(model.cfg.device)
         self._kv: dict[int, tuple[Tensor, Tensor]] = {}
+        self._loss: dict[tuple[int, ...], Tensor] = {}
         with torch.inference_mode():
             self.loss_clean = mean_loss(model(self.toks), self.labels)
         g = torch.Generator().manual_seed(seed + 1000)
@@ -248,12 +249,16 @@ class Scrubber:
             k, v = torch.where(slot == s, k_n, k), torch.where(slot == s, v_n, v)
         return k, v
 
-    def loss(self, keep: Sequence[int]) -> float:
-        return mean_loss(run_with_patched_kv(self.model, self.toks, *self.patched_kv(keep)), self.labels)
-
     def loss_by_position(self, keep: Sequence[int]) -> Float[Tensor, "seq"]:
-        logits = run_with_patched_kv(self.model, self.toks, *self.patched_kv(keep))
-        return -eindex(logits.log_softmax(-1), self.labels, "batch seq [batch]").mean(0).cpu()
+        """Mean loss at each position under the scrub `keep` (computed once per keep)."""
+        keep = check_keep(keep)
+        if keep not in self._loss:
+            logits = run_with_patched_kv(self.model, self.toks, *self.patched_kv(keep))
+            self._loss[keep] = -eindex(logits.log_softmax(-1), self.labels, "batch seq [batch]").mean(0).cpu()
+        return self._loss[keep]
+
+    def loss(self, keep: Sequence[int]) -> float:
+        return float(self.loss_by_position(keep).mean())
 
     def __call__(self, keep: Sequence[int]) -> ScrubResult:
         keep = check_keep(keep)
