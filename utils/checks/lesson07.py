@@ -120,7 +120,7 @@ def _kv_inputs(seed: int, size: int, mode: str = "easy") -> tuple[torch.Tensor, 
 
 
 def _patch_cases(seed: int) -> list[Case]:
-    toks, k, v, mask = _kv_inputs(seed, 40)
+    toks, k, v, mask = _kv_inputs(seed, 16)
     return [
         Case((Ref("model", "easy"), toks, k, v, mask), label="easy model, keys/values of other sequences, random mask"),
         Case((Ref("model", "easy"), toks, k * 0.5, v.flip(0), ~mask), label="easy model, scaled keys, other mask"),
@@ -141,8 +141,8 @@ def _recovered_cases(seed: int) -> list[Case]:
 
 
 def _query_cases(seed: int) -> list[Case]:
-    toks = CodeBreakingDataset("easy", size=50, seed=seed).toks
-    perm = torch.randperm(50, generator=torch.Generator().manual_seed(seed))
+    toks = CodeBreakingDataset("easy", size=24, seed=seed).toks
+    perm = torch.randperm(24, generator=torch.Generator().manual_seed(seed))
     return [
         Case((Ref("model", "easy"), toks, "mean"), label="easy model, method='mean'"),
         Case((Ref("model", "easy"), toks, "resample", perm), label="easy model, method='resample'"),
@@ -153,9 +153,9 @@ def _query_cases(seed: int) -> list[Case]:
 def _rotation_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed)
     table = word_tokens(CodeBreakingDataset("easy", size=1).word_list)
-    pick = torch.randperm(len(table), generator=g)[:12]
+    pick = torch.randperm(len(table), generator=g)[:6]
     return [
-        Case((Ref("model", "easy"), table[pick]), label="easy model, 12 words of the table"),
+        Case((Ref("model", "easy"), table[pick]), label="easy model, 6 words of the table"),
         Case((Ref("model", "medium"), table[:3]), label="medium model, 'the', 'and', 'you'"),
     ]
 
