@@ -235,7 +235,8 @@ class Scrubber:
     def kv(self, n_keep: int) -> tuple[Tensor, Tensor]:
         """Keys and values where every word's positions come from a source keeping its first n_keep letters."""
         if n_keep not in self._kv:
-            g = torch.Generator().manual_seed(self.seed * 10 + n_keep)
+            # far from the small seeds datasets use: a generator seeded like the dataset would redraw the same words
+            g = torch.Generator().manual_seed(7919 * (self.seed + 1) + n_keep)
             sources = sample_sources(self.words, self.dataset.labels, self.table, n_keep, g, self.toks.shape[1])
             self._kv[n_keep] = tuple(assemble_by_word(x) for x in source_kv(self.model, sources))
         return self._kv[n_keep]

@@ -135,7 +135,8 @@ def _recovered_cases(seed: int) -> list[Case]:
         labels = torch.randint(0, 26, (batch,), generator=g)
         sharp = torch.nn.functional.one_hot(labels, 26).float().unsqueeze(1).expand(batch, seq, 26) * 6
         noise = [torch.randn(batch, seq, 26, generator=g) * s for s in (1.0, 2.0, 3.0)]
-        clean, scrub, control = sharp + noise[0], sharp * 0.6 + noise[1], sharp * 0.1 + noise[2]
+        ramp = torch.linspace(0.1, 1.0, seq).view(1, seq, 1)  # the scrub costs more at some positions than others
+        clean, scrub, control = sharp + noise[0], sharp * ramp + noise[1], sharp * 0.1 + noise[2] * (0.3 + 3 * ramp.flip(1))
         cases.append(Case((clean, scrub, control, labels), label=f"random logits, batch {batch}, seq {seq}"))
     return cases
 
