@@ -41,8 +41,8 @@ def test_solution_tagged_cells_and_outputs_are_removed():
     assert ex.cells[0].metadata["tags"] == ["setup"] and ex.cells[-1].execution_count is None
 
 
-def test_there_are_six_lessons():
-    assert [p.name[:2] for p in SOLUTION_PATHS] == ["01", "02", "03", "04", "05", "06"], SOLUTION_PATHS
+def test_there_are_seven_lessons():
+    assert [p.name[:2] for p in SOLUTION_PATHS] == ["01", "02", "03", "04", "05", "06", "07"], SOLUTION_PATHS
 
 
 def test_exercise_notebooks_are_in_sync_with_solutions():

@@ -1,0 +1,252 @@
+"""Checks for notebook 07 (causal tests of the account: resample ablation, queries, rotation symmetry).
+
+Besides comparing outputs, every `test_<name>` of this lesson guards the call: a function that changes one of its
+input tensors in place, changes the model's weights, or leaves a hook on the model fails with a message saying so
+(each would silently spoil the learner's later cells).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import torch
+
+from ..data import CodeBreakingDataset, word_tokens
+from .core import Case, Exercise, Mistake, Ref, _build_ref, check, reference, register
+
+R = "lesson07"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Guard: inputs, weights and hooks unchanged by the learner's call
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _leftover_hooks(model) -> int:
+    return sum(len(hp._forward_hooks) + len(hp._backward_hooks) for hp in model.hook_dict.values())
+
+
+def _weights_sum(model) -> float:
+    with torch.no_grad():
+        return float(sum(p.double().abs().sum() + p.double().sum() for p in model.parameters()))
+
+
+def guarded(fn: Callable) -> Callable:
+    """`fn`, raising a clear error after the call if it wrote into a tensor argument, changed the model's weights,
+    or left hooks on the model (the hooks are then removed, so that later checks start clean)."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        named = list(enumerate(args)) + list(kwargs.items())
+        before = {k: a.clone() for k, a in named if isinstance(a, torch.Tensor)}
+        models = [a for _, a in named if hasattr(a, "hook_dict")]
+        weights = [_weights_sum(m) for m in models]
+        out = fn(*args, **kwargs)
+        for m, w in zip(models, weights):
+            if _leftover_hooks(m):
+                m.reset_hooks(including_permanent=True)
+                raise RuntimeError("your function left hooks on the model; they would change every later run. Add "
+                                   "hooks only for one run (model.run_with_hooks, or `with model.hooks(...)`).")
+            if _weights_sum(m) != w:
+                _build_ref.cache_clear()
+                raise RuntimeError("your function changed the model's weights; patch activations with hooks instead.")
+        for k, a in before.items():
+            if not torch.equal(a, dict(named)[k]):
+                where = f"argument {k + 1}" if isinstance(k, int) else f"`{k}`"
+                raise RuntimeError(f"your function changed its input tensor ({where}) in place; the caller's tensor is "
+                                   "now different. Work on a copy (.clone()) or build a new tensor.")
+        return out
+
+    return call
+
+
+def make_guarded_test(name: str) -> Callable[[Callable], None]:
+    def test(fn: Callable) -> None:
+        check(name, guarded(fn) if callable(fn) else fn)
+
+    test.__name__ = f"test_{name}"
+    test.__doc__ = f"Check your `{name}` against the reference on fresh inputs."
+    return test
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cases
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _random_table(g: torch.Generator, vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
+    toks = torch.randint(0, 4, (vocab, 3), generator=g)  # few letters, so that many words share prefixes
+    toks = torch.unique(toks, dim=0)
+    toks = toks[torch.randperm(len(toks), generator=g)]
+    probs = torch.rand(len(toks), generator=g, dtype=torch.float64) + 0.05
+    return toks, probs / probs.sum()
+
+
+def _prefix_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for vocab, n_keep in ((40, 1), (40, 2), (25, 0), (30, 3)):
+        toks, probs = _random_table(g, vocab)
+        cases.append(Case((toks, probs, n_keep), label=f"random table of {len(toks)} words, n_keep={n_keep}"))
+    table = word_tokens(["the", "and", "one", "bar", "tea", "ten", "thy"])
+    probs = torch.tensor([5.0, 4.0, 3.0, 1.0, 1.0, 2.0, 0.5], dtype=torch.float64)
+    cases.append(Case((table, probs / probs.sum(), 2), label="['the', 'and', 'one', 'bar', 'tea', 'ten', 'thy'], n_keep=2"))
+    return cases
+
+
+def _source_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    table = word_tokens(CodeBreakingDataset("easy", size=1).word_list)
+    cases = []
+    for batch, n_words, word, seq_len in ((16, 8, 3, 32), (5, 8, 0, 32), (6, 8, 7, 32), (4, 3, 2, 10)):
+        fresh = torch.randint(0, len(table), (batch, n_words), generator=g)
+        kept = torch.randint(0, len(table), (batch,), generator=g)
+        shifts = torch.randint(0, 26, (batch,), generator=g)
+        cases.append(Case((fresh, kept, word, table, shifts, seq_len),
+                          label=f"batch {batch}, {n_words} words, word={word}, seq_len={seq_len}"))
+    return cases
+
+
+def _kv_inputs(seed: int, size: int, mode: str = "easy") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    toks = CodeBreakingDataset(mode, size=size, seed=seed).toks
+    model = _build_ref(Ref("model", mode))
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(CodeBreakingDataset(mode, size=size, seed=seed + 1).toks)
+    k, v = cache["k", 1].clone(), cache["v", 1].clone()
+    mask = torch.rand(toks.shape[1], generator=g) < 0.5
+    return toks, k, v, mask
+
+
+def _patch_cases(seed: int) -> list[Case]:
+    toks, k, v, mask = _kv_inputs(seed, 16)
+    return [
+        Case((Ref("model", "easy"), toks, k, v, mask), label="easy model, keys/values of other sequences, random mask"),
+        Case((Ref("model", "easy"), toks, k * 0.5, v.flip(0), ~mask), label="easy model, scaled keys, other mask"),
+        Case((Ref("model", "easy"), toks[:, :9], k[:, :9], v[:, :9], mask[:9]), label="easy model, 9 positions"),
+    ]
+
+
+def _recovered_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for batch, seq in ((30, 32), (8, 5)):
+        labels = torch.randint(0, 26, (batch,), generator=g)
+        sharp = torch.nn.functional.one_hot(labels, 26).float().unsqueeze(1).expand(batch, seq, 26) * 6
+        noise = [torch.randn(batch, seq, 26, generator=g) * s for s in (1.0, 2.0, 3.0)]
+        ramp = torch.linspace(0.1, 1.0, seq).view(1, seq, 1)  # the scrub costs more at some positions than others
+        clean, scrub, control = sharp + noise[0], sharp * ramp + noise[1], sharp * 0.1 + noise[2] * (0.3 + 3 * ramp.flip(1))
+        cases.append(Case((clean, scrub, control, labels), label=f"random logits, batch {batch}, seq {seq}"))
+    return cases
+
+
+def _query_cases(seed: int) -> list[Case]:
+    toks = CodeBreakingDataset("easy", size=24, seed=seed).toks
+    perm = torch.randperm(24, generator=torch.Generator().manual_seed(seed))
+    return [
+        Case((Ref("model", "easy"), toks, "mean"), label="easy model, method='mean'"),
+        Case((Ref("model", "easy"), toks, "resample", perm), label="easy model, method='resample'"),
+        Case((Ref("model", "medium"), toks[:, :13], "mean"), label="medium model, 13 positions, method='mean'"),
+    ]
+
+
+def _rotation_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    table = word_tokens(CodeBreakingDataset("easy", size=1).word_list)
+    pick = torch.randperm(len(table), generator=g)[:6]
+    return [
+        Case((Ref("model", "easy"), table[pick]), label="easy model, 6 words of the table"),
+        Case((Ref("model", "medium"), table[:3]), label="medium model, 'the', 'and', 'you'"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Exercises
+# ---------------------------------------------------------------------------------------------------------
+
+register(Exercise(
+    "prefix_match_weights", "07", reference(R, "prefix_match_weights"), _prefix_cases,
+    hint="Row i is a probability distribution over the table: check which words share word i's first n_keep "
+         "letters, and weigh them by the table's probabilities.",
+    mistakes=(
+        Mistake("not_normalised", "the rows do not sum to 1: each row should be a distribution over replacement words."),
+        Mistake("ignores_word_probs", "the weights are uniform over matching words; a redrawn word must follow the "
+                                      "dataset's word probabilities."),
+        Mistake("matches_last_letters", "the match compares the last letters of the words, not the first n_keep."),
+    ),
+))
+
+register(Exercise(
+    "source_tokens", "07", reference(R, "source_tokens"), _source_cases,
+    hint="A source sequence is built like the dataset's: words joined by spaces, cropped, then encoded. Which "
+         "word sits where, and with which shift?",
+    mistakes=(
+        Mistake("no_shift", "the source sequences are not encoded with the clean sequences' shifts."),
+        Mistake("kept_word_off_by_one", "the kept word lands at the wrong word position."),
+        Mistake("no_spaces", "the words are not separated by spaces, so positions no longer line up with slots."),
+        Mistake("mutates_fresh_words", "your function writes the kept words into `fresh_words` itself."),
+    ),
+))
+
+register(Exercise(
+    "run_with_patched_kv", "07", reference(R, "run_with_patched_kv"), _patch_cases, points=2, atol=1e-4,
+    hint="Two hooks on layer 1's attention, each replacing an activation at the masked positions only; queries "
+         "and everything in layer 0 stay as they are.",
+    mistakes=(
+        Mistake("keys_only", "only the keys are patched: the values at the masked positions are still the clean ones."),
+        Mistake("layer_0", "the patch is applied in layer 0, not layer 1."),
+        Mistake("ignores_mask", "every position is patched, whatever the mask says."),
+        Mistake("leaves_hooks", "hooks added with model.add_hook stay on the model after your function returns."),
+    ),
+))
+
+register(Exercise(
+    "scrub_loss_recovered", "07", reference(R, "scrub_loss_recovered"), _recovered_cases, atol=1e-4,
+    hint="First turn each set of logits into one mean loss of the true shift; the fraction compares how far the "
+         "scrub is from the control with how far the clean run is.",
+    mistakes=(
+        Mistake("fraction_lost", "your number is 1 minus loss recovered: the fraction of the control's damage that the "
+                                 "scrub keeps."),
+        Mistake("probabilities_not_logprobs", "the losses use p(true shift) rather than -log p(true shift)."),
+        Mistake("mean_of_ratios", "the fraction is computed per position and then averaged, not from the mean losses."),
+    ),
+))
+
+register(Exercise(
+    "ablated_query_logits", "07", reference(R, "ablated_query_logits"), _query_cases, atol=1e-4,
+    hint="One hook on layer 1's queries. 'mean': the batch average at each position and head; 'resample': another "
+         "sequence's queries at the same position.",
+    mistakes=(
+        Mistake("mean_over_positions_too", "the mean is also taken over positions: each position keeps its own mean."),
+        Mistake("ablates_keys", "the hook sits on the keys, not the queries."),
+        Mistake("ignores_perm", "'resample' does not take sequence perm[b]'s queries for sequence b."),
+    ),
+))
+
+register(Exercise(
+    "word_rotation_probs", "07", reference(R, "word_rotation_probs"), _rotation_cases, atol=1e-4,
+    hint="Encode each word with each of the 26 shifts, run the 3-letter sequences through the model, and read "
+         "p(the shift used) after the last letter.",
+    mistakes=(
+        Mistake("first_letter", "p(correct) is read after the first letter, not after the whole word."),
+        Mistake("rotated_backwards", "the words are encoded with -s but p is read at shift s."),
+        Mistake("logits_not_probs", "the values are logits (or log-probs), not probabilities."),
+    ),
+))
+
+test_prefix_match_weights = make_guarded_test("prefix_match_weights")
+test_source_tokens = make_guarded_test("source_tokens")
+test_run_with_patched_kv = make_guarded_test("run_with_patched_kv")
+test_scrub_loss_recovered = make_guarded_test("scrub_loss_recovered")
+test_ablated_query_logits = make_guarded_test("ablated_query_logits")
+test_word_rotation_probs = make_guarded_test("word_rotation_probs")
+
+__all__ = [
+    "test_prefix_match_weights",
+    "test_source_tokens",
+    "test_run_with_patched_kv",
+    "test_scrub_loss_recovered",
+    "test_ablated_query_logits",
+    "test_word_rotation_probs",
+]

@@ -1,0 +1,173 @@
+"""Plausible wrong answers to the exercises of notebook 07, one per catalogued `Mistake` (`<exercise>__<mistake>`).
+
+tests/test_checks_lesson07.py shows that each check rejects each of them."""
+
+from __future__ import annotations
+
+import einops
+import torch
+from eindex import eindex
+
+from ..causal import KV_HOOKS, Q_HOOK, SPACE
+from ..data import rotate_tokens
+from . import lesson07 as ref
+
+
+# prefix_match_weights ----------------------------------------------------------------------------------------
+
+
+def prefix_match_weights__not_normalised(word_toks, word_probs, n_keep):
+    same = (word_toks[:, None, :n_keep] == word_toks[None, :, :n_keep]).all(-1)
+    return same.to(word_probs.dtype) * word_probs[None, :]
+
+
+def prefix_match_weights__ignores_word_probs(word_toks, word_probs, n_keep):
+    same = (word_toks[:, None, :n_keep] == word_toks[None, :, :n_keep]).all(-1).to(word_probs.dtype)
+    return same / same.sum(-1, keepdim=True)
+
+
+def prefix_match_weights__matches_last_letters(word_toks, word_probs, n_keep):
+    tail = word_toks[:, 3 - n_keep:]
+    same = (tail[:, None] == tail[None, :]).all(-1).to(word_probs.dtype) * word_probs[None, :]
+    return same / same.sum(-1, keepdim=True)
+
+
+# source_tokens -----------------------------------------------------------------------------------------------
+
+
+def _plain(words, word_toks, seq_len):
+    letters = word_toks[words]
+    space = torch.full((*words.shape, 1), SPACE, dtype=letters.dtype)
+    return einops.rearrange(torch.cat([letters, space], -1), "b w c -> b (w c)")[:, :seq_len]
+
+
+def source_tokens__no_shift(fresh_words, kept_words, word, word_toks, shifts, seq_len=32):
+    words = fresh_words.clone()
+    words[:, word] = kept_words
+    return _plain(words, word_toks, seq_len)
+
+
+def source_tokens__kept_word_off_by_one(fresh_words, kept_words, word, word_toks, shifts, seq_len=32):
+    words = fresh_words.clone()
+    words[:, (word + 1) % words.shape[1]] = kept_words
+    return rotate_tokens(_plain(words, word_toks, seq_len), shifts)
+
+
+def source_tokens__no_spaces(fresh_words, kept_words, word, word_toks, shifts, seq_len=32):
+    words = fresh_words.clone()
+    words[:, word] = kept_words
+    letters = einops.rearrange(word_toks[words], "b w c -> b (w c)")
+    plain = torch.cat([letters, letters], 1)[:, :seq_len]
+    return rotate_tokens(plain, shifts)
+
+
+def source_tokens__mutates_fresh_words(fresh_words, kept_words, word, word_toks, shifts, seq_len=32):
+    fresh_words[:, word] = kept_words  # writes into the caller's tensor
+    return rotate_tokens(_plain(fresh_words, word_toks, seq_len), shifts)
+
+
+# run_with_patched_kv -----------------------------------------------------------------------------------------
+
+
+def _where_hook(new, mask):
+    keep = mask.bool().view(1, -1, 1, 1)
+    return lambda act, hook: torch.where(keep, new, act)
+
+
+def run_with_patched_kv__keys_only(model, toks, new_k, new_v, mask=None):
+    mask = torch.ones(toks.shape[1], dtype=torch.bool) if mask is None else mask
+    with torch.inference_mode():
+        return model.run_with_hooks(toks, fwd_hooks=[(KV_HOOKS[0], _where_hook(new_k, mask))])
+
+
+def run_with_patched_kv__layer_0(model, toks, new_k, new_v, mask=None):
+    mask = torch.ones(toks.shape[1], dtype=torch.bool) if mask is None else mask
+    hooks = [("blocks.0.attn.hook_k", _where_hook(new_k, mask)), ("blocks.0.attn.hook_v", _where_hook(new_v, mask))]
+    with torch.inference_mode():
+        return model.run_with_hooks(toks, fwd_hooks=hooks)
+
+
+def run_with_patched_kv__ignores_mask(model, toks, new_k, new_v, mask=None):
+    return ref.run_with_patched_kv(model, toks, new_k, new_v, None)
+
+
+def run_with_patched_kv__leaves_hooks(model, toks, new_k, new_v, mask=None):
+    mask = torch.ones(toks.shape[1], dtype=torch.bool) if mask is None else mask
+    model.add_hook(KV_HOOKS[0], _where_hook(new_k, mask))
+    model.add_hook(KV_HOOKS[1], _where_hook(new_v, mask))
+    with torch.inference_mode():
+        return model(toks)
+
+
+# scrub_loss_recovered ----------------------------------------------------------------------------------------
+
+
+def _ce(logits, labels):
+    return float(-eindex(logits.log_softmax(-1), labels, "batch seq [batch]").mean())
+
+
+def scrub_loss_recovered__fraction_lost(logits_clean, logits_scrub, logits_control, labels):
+    return 1 - ref.scrub_loss_recovered(logits_clean, logits_scrub, logits_control, labels)
+
+
+def scrub_loss_recovered__probabilities_not_logprobs(logits_clean, logits_scrub, logits_control, labels):
+    clean, scrub, control = (float(-eindex(x.softmax(-1), labels, "batch seq [batch]").mean())
+                             for x in (logits_clean, logits_scrub, logits_control))
+    return (control - scrub) / (control - clean)
+
+
+def scrub_loss_recovered__mean_of_ratios(logits_clean, logits_scrub, logits_control, labels):
+    clean, scrub, control = (-eindex(x.log_softmax(-1), labels, "batch seq [batch]").mean(0)
+                             for x in (logits_clean, logits_scrub, logits_control))
+    return float(((control - scrub) / (control - clean)).mean())
+
+
+# ablated_query_logits ----------------------------------------------------------------------------------------
+
+
+def ablated_query_logits__mean_over_positions_too(model, toks, method, perm=None):
+    if method != "mean":
+        return ref.ablated_query_logits(model, toks, method, perm)
+    hook = lambda q, hook: q.mean((0, 1), keepdim=True).expand_as(q).clone()  # noqa: E731
+    with torch.inference_mode():
+        return model.run_with_hooks(toks, fwd_hooks=[(Q_HOOK, hook)])
+
+
+def ablated_query_logits__ablates_keys(model, toks, method, perm=None):
+    hook = (lambda q, hook: q.mean(0, keepdim=True).expand_as(q).clone()) if method == "mean" else (
+        lambda q, hook: q[perm])
+    with torch.inference_mode():
+        return model.run_with_hooks(toks, fwd_hooks=[(KV_HOOKS[0], hook)])
+
+
+def ablated_query_logits__ignores_perm(model, toks, method, perm=None):
+    if method != "resample":
+        return ref.ablated_query_logits(model, toks, method, perm)
+    with torch.inference_mode():
+        return model.run_with_hooks(toks, fwd_hooks=[(Q_HOOK, lambda q, hook: q.roll(1, 0))])
+
+
+# word_rotation_probs -----------------------------------------------------------------------------------------
+
+
+def _rotated_probs(model, word_toks, sign):
+    shifts = torch.arange(26)
+    rotated = (word_toks[:, None, :] + sign * shifts[None, :, None]) % 26
+    with torch.inference_mode():
+        logits = model(einops.rearrange(rotated, "w s c -> (w s) c"))
+    return einops.rearrange(logits.softmax(-1), "(w s) p shift -> w s p shift", s=26), shifts
+
+
+def word_rotation_probs__first_letter(model, word_toks):
+    probs, shifts = _rotated_probs(model, word_toks, 1)
+    return eindex(probs[:, :, 0], shifts, "w s [s]")
+
+
+def word_rotation_probs__rotated_backwards(model, word_toks):
+    probs, shifts = _rotated_probs(model, word_toks, -1)
+    return eindex(probs[:, :, 2], shifts, "w s [s]")
+
+
+def word_rotation_probs__logits_not_probs(model, word_toks):
+    probs, shifts = _rotated_probs(model, word_toks, 1)
+    return eindex(probs[:, :, 2].log(), shifts, "w s [s]")
