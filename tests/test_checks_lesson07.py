@@ -78,7 +78,7 @@ def test_rejects_changing_an_input_in_place():
 
 
 def test_rejects_leaving_hooks_on_the_model():
-    message = rejects("run_with_patched_kv", mistakes.run_with_patched_kv__leaves_hooks, match="left hooks")
+    message = rejects("run_with_patched_kv", mistakes.run_with_patched_kv__leaves_hooks, match="hook(s)")
     assert "run_with_hooks" in message
 
     def queries_leaving_hooks(model, toks, method, perm=None):
@@ -86,7 +86,7 @@ def test_rejects_leaving_hooks_on_the_model():
         with torch.inference_mode():
             return model(toks)
 
-    rejects("ablated_query_logits", queries_leaving_hooks, match="left hooks")
+    rejects("ablated_query_logits", queries_leaving_hooks, match="hook(s)")
     # and the hooks are gone afterwards: the reference passes again
     run_check("ablated_query_logits", reference_of("ablated_query_logits"))
 

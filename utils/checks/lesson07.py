@@ -1,73 +1,17 @@
 """Checks for notebook 07 (causal tests of the account: resample ablation, queries, rotation symmetry).
 
-Besides comparing outputs, every `test_<name>` of this lesson guards the call: a function that changes one of its
-input tensors in place, changes the model's weights, or leaves a hook on the model fails with a message saying so
-(each would silently spoil the learner's later cells).
+As for every lesson, the framework (`core.call_and_inspect`) also fails a function that changes one of its inputs
+in place, changes the model's weights, or leaves a hook on the model (each would silently spoil later cells).
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable
-
 import torch
 
 from ..data import CodeBreakingDataset, word_tokens
-from .core import Case, Exercise, Mistake, Ref, _build_ref, check, reference, register
+from .core import Case, Exercise, Mistake, Ref, _build_ref, make_test, reference, register
 
 R = "lesson07"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Guard: inputs, weights and hooks unchanged by the learner's call
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _leftover_hooks(model) -> int:
-    return sum(len(hp._forward_hooks) + len(hp._backward_hooks) for hp in model.hook_dict.values())
-
-
-def _weights_sum(model) -> float:
-    with torch.no_grad():
-        return float(sum(p.double().abs().sum() + p.double().sum() for p in model.parameters()))
-
-
-def guarded(fn: Callable) -> Callable:
-    """`fn`, raising a clear error after the call if it wrote into a tensor argument, changed the model's weights,
-    or left hooks on the model (the hooks are then removed, so that later checks start clean)."""
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        named = list(enumerate(args)) + list(kwargs.items())
-        before = {k: a.clone() for k, a in named if isinstance(a, torch.Tensor)}
-        models = [a for _, a in named if hasattr(a, "hook_dict")]
-        weights = [_weights_sum(m) for m in models]
-        out = fn(*args, **kwargs)
-        for m, w in zip(models, weights):
-            if _leftover_hooks(m):
-                m.reset_hooks(including_permanent=True)
-                raise RuntimeError("your function left hooks on the model; they would change every later run. Add "
-                                   "hooks only for one run (model.run_with_hooks, or `with model.hooks(...)`).")
-            if _weights_sum(m) != w:
-                _build_ref.cache_clear()
-                raise RuntimeError("your function changed the model's weights; patch activations with hooks instead.")
-        for k, a in before.items():
-            if not torch.equal(a, dict(named)[k]):
-                where = f"argument {k + 1}" if isinstance(k, int) else f"`{k}`"
-                raise RuntimeError(f"your function changed its input tensor ({where}) in place; the caller's tensor is "
-                                   "now different. Work on a copy (.clone()) or build a new tensor.")
-        return out
-
-    return call
-
-
-def make_guarded_test(name: str) -> Callable[[Callable], None]:
-    def test(fn: Callable) -> None:
-        check(name, guarded(fn) if callable(fn) else fn)
-
-    test.__name__ = f"test_{name}"
-    test.__doc__ = f"Check your `{name}` against the reference on fresh inputs."
-    return test
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -235,12 +179,12 @@ register(Exercise(
     ),
 ))
 
-test_prefix_match_weights = make_guarded_test("prefix_match_weights")
-test_source_tokens = make_guarded_test("source_tokens")
-test_run_with_patched_kv = make_guarded_test("run_with_patched_kv")
-test_scrub_loss_recovered = make_guarded_test("scrub_loss_recovered")
-test_ablated_query_logits = make_guarded_test("ablated_query_logits")
-test_word_rotation_probs = make_guarded_test("word_rotation_probs")
+test_prefix_match_weights = make_test("prefix_match_weights")
+test_source_tokens = make_test("source_tokens")
+test_run_with_patched_kv = make_test("run_with_patched_kv")
+test_scrub_loss_recovered = make_test("scrub_loss_recovered")
+test_ablated_query_logits = make_test("ablated_query_logits")
+test_word_rotation_probs = make_test("word_rotation_probs")
 
 __all__ = [
     "test_prefix_match_weights",
