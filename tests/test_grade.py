@@ -63,7 +63,9 @@ def correct_cells(skip=()) -> list[str]:
 
 
 STUBS = [f"def {n}(*args, **kwargs):\n    raise NotImplementedError()\n" for n in LESSON01]
-WRONG_PROBS = "def word_probabilities(counts, mode):\n    return counts.double()\n"  # never normalized
+WRONG_PROBS = (  # follows the counts in every mode: right in easy mode only
+    "def word_probabilities(counts, mode):\n    counts = counts.double()\n    return counts / counts.sum()\n"
+)
 WRONG_ROTATE = "def rotate_text(text, shift):\n    return text\n"
 
 
@@ -446,7 +448,8 @@ def test_rerun_skips_graded_and_regrades_changed(graded, tmp_path):
     grade.grade_all(subs2, out2, jobs=1, redo=True, settings=settings, progress=False)
     after3 = {p.name: p.stat().st_mtime_ns for p in (out2 / "results").glob("*.json")}
     assert after3["nothing.json"] != before["nothing.json"]
-    assert not list(out2.rglob("*.tmp"))
+    assert not [p for p in out2.rglob("*.tmp") if p.is_file()]  # no half-written results
+    assert not list((out2 / ".tmp").glob("run-*"))  # no run's temporary folder left behind
 
 
 @pytest.mark.slow
