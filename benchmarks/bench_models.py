@@ -133,7 +133,7 @@ def card_markdown(card: dict) -> str:
             continue
         old = f"| {held['model']['ce'] / held['bayes_optimal']['ce']:.3f}x |"
         line = next(l for l in md.splitlines() if l.startswith(f"| {mode} |"))
-        md = md.replace(line, line.replace(old, f"| {h['ratio_to_bayes']:.3f} ± {h['ratio_se']:.3f}x * |"), 1)
+        md = md.replace(line, line.replace(old, f"| {h['ratio_to_bayes']:.3f} ± {h['ratio_se']:.3f} * |"), 1)
     md = md.replace("\nHeld-out figures:", "\n\\* ratio: the headline estimate below (`benchmarks/bench_models.py`, ± one standard error), "
                     "not the ratio of\nthe two 10,000-sequence columns.\n\nHeld-out figures:", 1)
     return md + "\n" + headline_section(card)
