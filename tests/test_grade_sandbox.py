@@ -42,7 +42,7 @@ def probe(spec: dict, code: str, timeout: float = 120) -> dict:
     """Run `code` in the sandbox (from a read-only file, so that no host path is on its command line)."""
     (Path(spec["args"]) / "probe.py").write_text(textwrap.dedent(code))
     (Path(spec["args"]) / "probe.py").chmod(0o644)
-    proc = sandbox.run_sandboxed(spec, [sys.executable, f"{sandbox.ARGS_MOUNT}/probe.py"], timeout=timeout)
+    proc = sandbox.run_sandboxed(spec, [sandbox.sandbox_python(), f"{sandbox.ARGS_MOUNT}/probe.py"], timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

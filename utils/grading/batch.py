@@ -19,6 +19,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -72,7 +73,8 @@ def plain_env(private: Path, threads: int) -> dict[str, str]:
     """--no-sandbox: the kernel's environment, with the course copied into the learner's private folder."""
     env = sandbox.kernel_env(threads, GRADING_ENV)
     home = private / "home"
-    env.update(HOME=str(home), TMPDIR=str(private / "tmp"), PYTHONPATH=str(private / "course"),
+    env.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+               HOME=str(home), TMPDIR=str(private / "tmp"), PYTHONPATH=str(private / "course"),
                IPYTHONDIR=str(home / ".ipython"), JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
                JUPYTER_DATA_DIR=str(home / "data"), MPLCONFIGDIR=str(home / ".matplotlib"))
     return env

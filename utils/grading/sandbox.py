@@ -120,13 +120,32 @@ def system_binds() -> list[str]:
     return args
 
 
+VENV_MOUNT = "/opt/venv"  # where a virtual environment appears in the sandbox, whatever its host path
+
+
+def python_mounts() -> list[tuple[str, str]]:
+    """(host path, sandbox path) of the Python installation and the virtual environment the kernel runs from, both
+    read-only. A virtual environment appears at VENV_MOUNT, so that a `.venv` inside the checkout (as CI makes it)
+    names no host path in the sandbox."""
+    mounts: list[tuple[str, str]] = []
+    if not sys.base_prefix.startswith("/usr/") and sys.base_prefix != "/usr":
+        mounts.append((sys.base_prefix, sys.base_prefix))
+    if sys.prefix != sys.base_prefix:
+        mounts.append((sys.prefix, VENV_MOUNT))
+    return mounts
+
+
 def python_dirs() -> list[str]:
-    """The Python installation and virtual environment the kernel runs from (read-only)."""
-    dirs = []
-    for p in (sys.base_prefix, sys.prefix):
-        if p and not p.startswith("/usr/") and p != "/usr" and p not in dirs:
-            dirs.append(p)
-    return dirs
+    """The host folders of the Python installation and virtual environment (read-only in the sandbox)."""
+    return [host for host, _ in python_mounts()]
+
+
+def sandbox_python() -> str:
+    """The interpreter's path inside the sandbox (a virtual environment's python is found under VENV_MOUNT: Python
+    reads the pyvenv.cfg beside the path it was started by)."""
+    if sys.prefix != sys.base_prefix and sys.executable.startswith(sys.prefix + os.sep):
+        return VENV_MOUNT + sys.executable[len(sys.prefix):]
+    return sys.executable
 
 
 def bwrap_argv(spec: dict, command: list[str]) -> list[str]:
@@ -134,8 +153,8 @@ def bwrap_argv(spec: dict, command: list[str]) -> list[str]:
     args = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--hostname", "sandbox", "--cap-drop", "ALL"]
     args += system_binds()
-    for path in python_dirs():
-        args += ["--ro-bind", path, path]
+    for host, inside in python_mounts():
+        args += ["--ro-bind", host, inside]
     args += ["--proc", "/proc", "--dev", "/dev"]
     size = str(spec["disk_mb"] * 2**20)
     args += ["--size", size, "--tmpfs", "/tmp", "--dir", "/tmp/home"]
@@ -153,7 +172,7 @@ def kernel_env(threads: int, grading_env: str) -> dict[str, str]:
     """The kernel's whole environment inside the sandbox."""
     home = "/tmp/home"
     return {
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "PATH": os.pathsep.join([str(Path(sandbox_python()).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
         "HOME": home, "TMPDIR": "/tmp", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONPATH": COURSE_MOUNT,
         "IPYTHONDIR": f"{home}/.ipython", "JUPYTER_CONFIG_DIR": f"{home}/.jupyter",
         "JUPYTER_DATA_DIR": f"{home}/.local/share/jupyter", "JUPYTER_PLATFORM_DIRS": "1",
@@ -245,7 +264,7 @@ def main(argv: list[str]) -> int:
         os.chown(spec["runtime"], spec["uid"], spec["uid"])
         os.chown(connection_file, spec["uid"], spec["uid"])
     enter(spec)
-    argv = hidden_args(bwrap_argv(spec, [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file]))
+    argv = hidden_args(bwrap_argv(spec, [sandbox_python(), "-m", "ipykernel_launcher", "-f", connection_file]))
     os.execvp(argv[0], argv)
     return 1
 
