@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..causal import (  # noqa: F401
     ablated_query_logits,
+    loss_recovered,
     prefix_match_weights,
     run_with_patched_kv,
     source_tokens,
@@ -28,5 +29,4 @@ def scrub_loss_recovered(
     sequence and position."""
     losses = [float(-eindex(x.log_softmax(-1), labels, "batch seq [batch]").mean()) for x in
               (logits_clean, logits_scrub, logits_control)]
-    clean, scrub, control = losses
-    return (control - scrub) / (control - clean)
+    return loss_recovered(*losses)
