@@ -29,7 +29,7 @@ from utils.checks.core import GRADING_ENV  # noqa: E402
 from utils.grading import sandbox  # noqa: E402
 from utils.notebooks import SOLUTIONS  # noqa: E402
 
-STEPS = ["prepare", "sandbox_start", "kernel_start", "imports", "execute", "grade_calls", "scoring"]
+STEPS = ["prepare", "sandbox_start", "kernel_start", "imports", "reset", "execute", "grade_calls", "scoring"]
 
 
 def sandbox_start_seconds(tmp: Path, repeats: int = 5) -> float:

@@ -253,6 +253,12 @@ def graded(tmp_path_factory):
         nbformat.write(make(), subs / learner / name)
     (subs / "escape").mkdir()
     nbformat.write(notebook(*STUBS, escape_cell(out)), subs / "escape" / NB_NAME)
+    (subs / "two_lessons").mkdir()  # two notebooks, one kernel: the second must not see the first's names
+    first = nbformat.read(SOLUTIONS / NB_NAME, as_version=4)
+    first.cells.append(nbformat.v4.new_code_cell("LEAK = 'from notebook 01'"))
+    nbformat.write(first, subs / "two_lessons" / NB_NAME)
+    second = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(LEAK)")])
+    nbformat.write(second, subs / "two_lessons" / "02_model_loading.ipynb")
     (subs / "invalid").mkdir()
     (subs / "invalid" / NB_NAME).write_text('{"cells": [ this is not json')
     for name in ("nothing", "Bob Smith", "Bob_Smith", "_underscore"):
@@ -282,7 +288,7 @@ def lesson01_total(result: dict) -> float:
 # Rows: one per submission, under the name the instructor sees, every skip and merge reported
 # ---------------------------------------------------------------------------------------------------------
 
-EXPECTED_ROWS = set(LEARNERS) | {"escape", "invalid", "nothing", "Bob Smith", "Bob_Smith", "_underscore",
+EXPECTED_ROWS = set(LEARNERS) | {"escape", "two_lessons", "invalid", "nothing", "Bob Smith", "Bob_Smith", "_underscore",
                                  "Zoe Zip_123_assignsubmission_file_", "badzip"}
 
 
@@ -316,6 +322,18 @@ def test_correct_gets_full_marks(graded):
     r = graded[2]["correct"]
     assert scores(r) == POINTS, r
     assert r["status"] == "ok", r["notes"]
+    # the course's display-only cells were left out (slicing.py), and no cell that ran missed anything they bind
+    nb = r["notebooks"][NB_NAME]
+    assert nb["course_cells_not_run"] >= 5 and nb["cell_errors"] == [], nb
+
+
+@pytest.mark.slow
+def test_each_notebook_starts_with_a_clean_namespace(graded):
+    r = graded[2]["two_lessons"]
+    assert scores(r) == POINTS, r
+    second = r["notebooks"]["02_model_loading.ipynb"]
+    assert second["kernel_starts"] == 0, second  # it ran in the learner's kernel, reset ...
+    assert any("NameError" in e["error"] and "LEAK" in e["error"] for e in second["cell_errors"]), second  # ... clean
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import sys
 import zipfile
 
 import pytest
+from pathlib import Path
 import torch
 
 import utils.checks  # noqa: F401
@@ -220,9 +221,13 @@ def test_progress_round_trip():
 
 def test_course_copy_has_no_answers(tmp_path):
     course = sandbox.make_course(tmp_path / "course")
-    files = {str(p.relative_to(course)) for p in course.rglob("*") if p.is_file()}
-    assert not any(f.startswith("utils/reference") for f in files)
+    every = {str(p.relative_to(course)) for p in course.rglob("*") if p.is_file()}
+    files = {f for f in every if "__pycache__" not in f}
+    assert not any("reference" in f for f in every)
     assert {f for f in files if f.startswith("utils/grading/")} == {f"utils/grading/{n}" for n in sandbox.KERNEL_SIDE}
+    # byte-compiled by the grader for the kernels (which can't write there), and only what was copied
+    compiled = {f.split("/__pycache__/")[0] + "/" + Path(f).name.split(".")[0] + ".py" for f in every - files}
+    assert "utils/data.py" in compiled and compiled <= files
     assert "utils/grade.py" not in files and "utils/checks/core.py" in files and "data/model_card.json" in files
 
 

@@ -30,8 +30,9 @@ from typing import Any
 import torch
 
 from ..checks.core import GRADING_ENV
-from . import sandbox
+from . import sandbox, slicing
 from .records import Job, NotebookSpec, ExerciseSpec, SandboxSpec, progress_from_json, Progress, NotebookRun, to_json
+from .runner import code_cells
 from .reports import build_reports, summarize, write_atomic
 from .scoring import References, exercises_of, library_versions, points_table, score_exercise
 from .submissions import MAX_NOTEBOOK_BYTES, Submission, find_submissions, submission_hash
@@ -55,6 +56,7 @@ class Settings:
     seed: int | None = None
     threads: int | None = None  # torch threads per kernel (default: CPU cores / parallel jobs)
     sandbox: str = "bwrap"  # "user": unprivileged user, no namespaces (root only); "none": trusted submissions only
+    every_cell: bool = False  # run the course's display-only cells too (slicing.py), for their errors in feedback
 
 
 def grader_fingerprint() -> str:
@@ -112,6 +114,7 @@ class Grader:
         self.refs = References(self.seed)
         self.run_dir = run_dir
         self.course = sandbox.make_course(run_dir / "course")
+        self.course_cells = {} if settings.every_cell else slicing.course_cells()
         self._procs: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
         self._slots = itertools.count()
@@ -153,6 +156,7 @@ class Grader:
         specs = []
         for lesson, name in sorted(to_run.items()):
             (private / "notebooks" / name).write_bytes(notebooks[name])
+            sources, _ = code_cells(private / "notebooks" / name, MAX_NOTEBOOK_BYTES)
             exercises = []
             for ex in exercises_of(lesson):
                 cases, _, _ = self.refs.get(ex)
@@ -161,7 +165,9 @@ class Grader:
                     files.append(f"{ex.name}-{i}.pt")
                     torch.save({"args": case.args, "kwargs": case.kwargs}, private / "args" / files[-1])
                 exercises.append(ExerciseSpec(ex.name, files, library_versions(ex)))
-            specs.append(NotebookSpec(name, lesson, exercises))
+            skip = slicing.skippable_cells(sources, self.course_cells.get(lesson, set()), {ex.name for ex in exercises}) \
+                if sources and self.course_cells.get(lesson) else []
+            specs.append(NotebookSpec(name, lesson, exercises, skip))
         for p in (private / "args").iterdir():
             p.chmod(0o644)
         (private / "args").chmod(0o755)
@@ -239,8 +245,11 @@ class Grader:
         t2 = time.monotonic()
         for lesson, name in sorted(to_run.items()):
             nb = progress.notebooks.get(name) or NotebookRun(status="not run")
+            skipped = next((len(spec.skip) for spec in job.notebooks if spec.file == name), 0)
             result["notebooks"][name] = {"lesson": lesson, "status": nb.status, "cell_errors": nb.cell_errors,
-                                         "kernel_starts": nb.attempts, "timings": nb.timings}
+                                         "course_cells_not_run": skipped,
+                                         "runs": nb.attempts, "kernel_starts": nb.kernels_started,
+                                         "timings": nb.timings}
             result["problems"] += [list(p) for p in nb.problems]
             for ex in exercises_of(lesson):
                 result["exercises"][ex.name] = score_exercise(ex, self.refs, nb, private / "out", MAX_RESULT_BYTES)

@@ -45,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=int, default=d.memory_mb, help="address-space limit of each kernel")
     p.add_argument("--disk-mb", type=int, default=d.disk_mb, help="size of each of the kernel's private tmpfs")
     p.add_argument("--max-procs", type=int, default=d.max_procs, help="processes + threads per sandbox")
+    p.add_argument("--every-cell", action="store_true",
+                   help="also run the course's own cells that only show or check results (slower; their errors then "
+                        "appear in the feedback)")
     p.add_argument("--seed", type=int, default=None, help="fixed seed for the test cases (default: secret)")
     return p
 
@@ -66,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"{args.submissions} is not a folder")
     settings = Settings(cell_timeout=args.cell_timeout, exercise_timeout=args.exercise_timeout,
                         submission_timeout=args.timeout, memory_mb=args.memory_mb, disk_mb=args.disk_mb,
-                        max_procs=args.max_procs, seed=args.seed, sandbox="none" if args.no_sandbox else args.sandbox)
+                        max_procs=args.max_procs, seed=args.seed, sandbox="none" if args.no_sandbox else args.sandbox,
+                        every_cell=args.every_cell)
     if settings.sandbox == "none":
         print("--no-sandbox: learners' code runs as your user, with your files and network. Trusted submissions only.",
               file=sys.stderr)

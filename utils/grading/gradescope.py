@@ -86,7 +86,7 @@ def export(out: Path, lessons: list[str] | None = None) -> Path:
             zf.writestr(info, text)
         zf.writestr("config.json", json.dumps({"lessons": lessons}))
         zf.write(ROOT / "requirements.txt", "requirements.txt")
-        for top in ("utils", "data"):
+        for top in ("utils", "data", "notebooks"):  # notebooks/: the templates, to tell the course's cells
             for p in sorted((ROOT / top).rglob("*")):
                 if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc"):
                     zf.write(p, str(p.relative_to(ROOT)))

@@ -50,6 +50,7 @@ class NotebookSpec:
     file: str
     lesson: str
     exercises: list[ExerciseSpec]
+    skip: list[int] = dataclasses.field(default_factory=list)  # code cells not run (slicing.skippable_cells)
 
 
 @dataclasses.dataclass
@@ -104,8 +105,9 @@ class NotebookRun:
     problems: list[list[str]] = dataclasses.field(default_factory=list)
     cell_errors: list[dict] = dataclasses.field(default_factory=list)
     exercises: dict[str, ExerciseRun] = dataclasses.field(default_factory=dict)
-    attempts: int = 0
-    timings: dict[str, float] = dataclasses.field(default_factory=dict)  # kernel_start, execute, grade_calls
+    attempts: int = 0  # times the notebook's cells were run (again after a cell killed the kernel)
+    kernels_started: int = 0  # fresh kernels started for it (the others ran in the learner's kernel, reset)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)  # kernel_start, imports, reset, execute, grade_calls
 
 
 @dataclasses.dataclass

@@ -1,23 +1,29 @@
-"""The worker: runs one learner's notebooks in fresh (sandboxed) kernels for the grader (never run by hand).
+"""The worker: runs one learner's notebooks in a (sandboxed) kernel for the grader (never run by hand).
 
 Started by `batch` as `python -I` (see sandbox.bootstrap_argv) with the job (records.Job) as JSON on stdin. It
-imports no torch and nothing of the course. For each notebook it:
+imports no torch and nothing of the course. It starts one kernel for the learner (importing the course's
+libraries once: they are most of a notebook's time) and for each notebook:
 
-1. reads the code cells (stored outputs are ignored) and executes them cell by cell in a fresh kernel, errors
-   allowed, with a per-cell time limit (a cell that will not stop is interrupted; a kernel that will not answer
-   after that is killed), keeping at most a few kB of each cell's output;
-2. if the kernel died (os._exit, out of memory, killed), starts a fresh one and runs the notebook again without
+1. resets the kernel's namespace (IPython's `reset`: the learner's names are gone, imported modules stay) and
+   working directory, so that no notebook sees another's names, as in a fresh kernel;
+2. reads the code cells (stored outputs are ignored) and executes them cell by cell (but those the grader
+   found it need not run: see slicing.py), errors allowed, with a
+   per-cell time limit (a cell that will not stop is interrupted; a kernel that will not answer after that is
+   killed), keeping at most a few kB of each cell's output;
+3. if the kernel died (os._exit, out of memory, killed), starts a fresh one and runs the notebook again without
    the cell(s) that killed it, so that the functions defined elsewhere are still graded;
-3. for each exercise, runs one cell that calls `utils.grading.kernel.grade`: the kernel answers each case with a
+4. for each exercise, runs one cell that calls `utils.grading.kernel.grade`: the kernel answers each case with a
    display message carrying a random token; the worker stores each answer under `<private>/out/` (a folder the
    kernel cannot see) for the grader to load with torch.load(weights_only=True).
 
+All of a learner's notebooks share the one sandbox, as they share one kernel at home; learners never share one.
 Progress (records.Progress) is written atomically to <private>/progress.json after every step.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import json
 import os
@@ -51,6 +57,14 @@ for _name in ("torch", "einops", "jaxtyping", "eindex", "transformer_lens", "plo
     except Exception:
         pass
 del importlib, _name
+__import__("os").environ["CODEBREAK_KERNEL_CWD"] = __import__("os").getcwd()
+"""
+# Run in the learner's kernel before each notebook but the first: as a fresh kernel, but with the libraries imported.
+RESET_CELL = """\
+get_ipython().reset(new_session=False)
+__import__("os").chdir(__import__("os").environ.get("CODEBREAK_KERNEL_CWD", "."))
+__import__("torch").set_grad_enabled(True)
+__import__("gc").collect()
 """
 WARMUP_TIMEOUT = 180  # seconds
 PROBE_TIMEOUT = 10  # seconds a kernel gets to answer `pass` after an interrupted cell
@@ -153,6 +167,8 @@ class Runner:
         self.private = Path(job.private)
         self.progress = Progress()
         self.kernel_pgids: list[int] = []
+        self.client: CappedClient | None = None  # the learner's kernel, kept from one notebook to the next
+        self.kernel_stack: contextlib.ExitStack | None = None
         self.runtime = Path(tempfile.mkdtemp(prefix="codebreak-kernel-", dir="/tmp" if os.path.isdir("/tmp") else None))
         self.write_kernelspec()
 
@@ -207,44 +223,81 @@ class Runner:
                 except (ProcessLookupError, PermissionError):
                     pass
 
-    def run_cell(self, client, nb, index: int, source: str, timeout: float) -> tuple[str, object]:
+    def kernel_for(self, entry: NotebookRun) -> CappedClient:
+        """The learner's kernel with a clean namespace: the live one, reset, or a fresh one (libraries imported)."""
+        if self.client is not None:
+            started = time.monotonic()
+            outcome, _ = self.run_cell(self.client, RESET_CELL, min(WARMUP_TIMEOUT, self.remaining()))
+            self.add_time(entry, "reset", started)
+            if outcome == "ok":
+                return self.client
+            self.close_kernel()
+        client = self.new_client(nbformat.v4.new_notebook())
+        stack = contextlib.ExitStack()
+        started = time.monotonic()
+        try:
+            stack.enter_context(client.setup_kernel(env=dict(self.job.env), cwd=self.job.kernel_cwd or str(self.private)))
+        except BaseException:
+            stack.close()
+            self.kill_kernel_group(client)
+            raise
+        self.client, self.kernel_stack = client, stack
+        entry.kernels_started += 1
+        pgid = getattr(client.km.provisioner, "pgid", None)
+        if pgid:
+            self.kernel_pgids.append(pgid)
+            write_atomic(self.private / "kernels.json", json.dumps(self.kernel_pgids))
+        self.add_time(entry, "kernel_start", started)
+        started = time.monotonic()
+        warm, _ = self.run_cell(client, WARMUP_CELL, min(WARMUP_TIMEOUT, self.remaining()))
+        self.add_time(entry, "imports", started)
+        if warm in ("dead", "stuck"):
+            raise RuntimeError("the kernel could not import the course's libraries")
+        return client
+
+    def close_kernel(self) -> None:
+        """Shut the learner's kernel down (killing its process group: nothing it started outlives it)."""
+        client, stack = self.client, self.kernel_stack
+        self.client = self.kernel_stack = None
+        if client is None:
+            return
+        try:
+            stack.close()
+        except Exception:
+            pass
+        finally:
+            self.kill_kernel_group(client)
+
+    def run_cell(self, client, source: str, timeout: float) -> tuple[str, object]:
         """Execute one cell. Returns ("ok"|"error"|"timeout"|"stuck"|"dead"|"deadline", cell)."""
         if timeout <= 0:
             return "deadline", None
         cell = nbformat.v4.new_code_cell(source)
-        nb.cells[index] = cell
+        client.nb.cells = [cell]
         client.timeout = max(1, int(timeout))
         started = time.monotonic()
         try:
-            client.execute_cell(cell, index)
+            client.execute_cell(cell, 0)
         except DeadKernelError:
             return "dead", cell
         err = error_of(cell)
         # at its time limit nbclient interrupts a cell: it then holds KeyboardInterrupt (or nothing yet)
         ran_out = time.monotonic() - started >= client.timeout
         if ran_out and (err is None or err[0] in ("KeyboardInterrupt", TIMEOUT_MARK)):
-            return ("stuck" if self.is_stuck(client, nb) else "timeout"), cell
+            return ("stuck" if self.is_stuck(client) else "timeout"), cell
         return ("error" if err else "ok"), cell
 
-    def is_stuck(self, client, nb) -> bool:
+    def is_stuck(self, client) -> bool:
         """After an interrupt: does the kernel answer `pass` within PROBE_TIMEOUT?"""
-        index = len(nb.cells)
-        nb.cells.append(nbformat.v4.new_code_cell("pass"))
+        cell = nbformat.v4.new_code_cell("pass")
+        client.nb.cells = [cell]
         client.timeout = PROBE_TIMEOUT
         started = time.monotonic()
         try:
-            client.execute_cell(nb.cells[index], index)
-            stuck = error_of(nb.cells[index]) is not None or time.monotonic() - started >= PROBE_TIMEOUT
+            client.execute_cell(cell, 0)
+            return error_of(cell) is not None or time.monotonic() - started >= PROBE_TIMEOUT
         except DeadKernelError:
-            stuck = True
-        nb.cells.pop()
-        return stuck
-
-    def run_extra(self, client, nb, source: str, timeout: float) -> tuple[str, object]:
-        nb.cells.append(nbformat.v4.new_code_cell(""))
-        outcome, cell = self.run_cell(client, nb, len(nb.cells) - 1, source, timeout)
-        nb.cells.pop()
-        return outcome, cell
+            return True
 
     # ------------------------------------------------------------------ one notebook
     def grade_notebook(self, spec: NotebookSpec) -> None:
@@ -257,7 +310,7 @@ class Runner:
             entry.problems.append(["invalid-notebook", f"{spec.file} is {why}"])
             self.save()
             return
-        skip: set[int] = set()
+        skip = set(spec.skip)  # the course's cells that only show results (the grader chose them)
         pending = list(spec.exercises)
         while entry.attempts < self.job.max_kernel_starts and (pending or entry.attempts == 0):
             entry.attempts += 1
@@ -273,51 +326,37 @@ class Runner:
 
     def attempt(self, spec: NotebookSpec, sources: list[str], skip: set[int], pending: list[ExerciseSpec],
                 entry: NotebookRun) -> bool:
-        """One fresh kernel: run the cells, then grade the pending exercises. True: start another kernel."""
-        nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell("") for _ in sources]
-        client = self.new_client(nb)
-        first = entry.attempts == 1
+        """Run the cells in a clean kernel, then grade the pending exercises. True: run again in a fresh kernel
+        (the kernel died or hung; it is shut down)."""
         try:
+            client = self.kernel_for(entry)
             started = time.monotonic()
-            with client.setup_kernel(env=dict(self.job.env), cwd=self.job.kernel_cwd or str(self.private)):
-                pgid = getattr(client.km.provisioner, "pgid", None)
-                if pgid:
-                    self.kernel_pgids.append(pgid)
-                    write_atomic(self.private / "kernels.json", json.dumps(self.kernel_pgids))
-                self.add_time(entry, "kernel_start", started)
+            restart = self.run_learner_cells(client, spec.file, sources, skip, entry, entry.attempts == 1)
+            self.add_time(entry, "execute", started)
+            self.save()
+            if not restart:
                 started = time.monotonic()
-                warm, _ = self.run_extra(client, nb, WARMUP_CELL, min(WARMUP_TIMEOUT, self.remaining()))
-                self.add_time(entry, "imports", started)
-                if warm in ("dead", "stuck"):
-                    raise RuntimeError("the kernel could not import the course's libraries")
-                started = time.monotonic()
-                restart = self.run_learner_cells(client, nb, spec.file, sources, skip, entry, first)
-                self.add_time(entry, "execute", started)
-                self.save()
-                if restart:
-                    return True
-                started = time.monotonic()
-                restart = self.grade_pending(client, nb, pending, entry)
+                restart = self.grade_pending(client, pending, entry)
                 self.add_time(entry, "grade_calls", started)
-                return restart
         except Exception as e:  # the kernel did not start, or the client broke
             entry.problems.append(["kernel-error", f"{spec.file}: {e.__class__.__name__}: {str(e)[:300]}"])
-            return True
-        finally:
-            self.kill_kernel_group(client)
+            restart = True
+        if restart:
+            self.close_kernel()
+        return restart
 
     @staticmethod
     def add_time(entry: NotebookRun, what: str, started: float) -> None:
         entry.timings[what] = round(entry.timings.get(what, 0.0) + time.monotonic() - started, 2)
 
-    def run_learner_cells(self, client, nb, file: str, sources: list[str], skip: set[int], entry: NotebookRun,
+    def run_learner_cells(self, client, file: str, sources: list[str], skip: set[int], entry: NotebookRun,
                           first: bool) -> bool:
         """Run every cell not skipped. True when a cell killed or hung the kernel (then run again without it)."""
+        client.dropped_chars = 0
         for i, src in enumerate(sources):
             if i in skip or not src.strip():
                 continue
-            outcome, cell = self.run_cell(client, nb, i, src, min(self.job.cell_timeout, self.remaining()))
+            outcome, cell = self.run_cell(client, src, min(self.job.cell_timeout, self.remaining()))
             if outcome == "deadline":
                 entry.problems.append(["time-limit", "the submission ran past its total time limit"])
                 return False
@@ -338,9 +377,9 @@ class Runner:
                                    "characters; the grader kept only the start of each cell's output"])
         return False
 
-    def grade_pending(self, client, nb, pending: list[ExerciseSpec], entry: NotebookRun) -> bool:
+    def grade_pending(self, client, pending: list[ExerciseSpec], entry: NotebookRun) -> bool:
         while pending:
-            status = self.grade_exercise(client, nb, pending[0], entry)
+            status = self.grade_exercise(client, pending[0], entry)
             pending.pop(0)
             self.save()
             if status in ("dead", "stuck"):
@@ -349,7 +388,7 @@ class Runner:
                 return False
         return False
 
-    def grade_exercise(self, client, nb, ex: ExerciseSpec, entry: NotebookRun) -> str:
+    def grade_exercise(self, client, ex: ExerciseSpec, entry: NotebookRun) -> str:
         started = time.monotonic()
         out_dir = self.private / "out" / ex.name
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -359,7 +398,7 @@ class Runner:
         fn = f"_codebreak_grade_{secrets.token_hex(6)}"
         source = (f"from utils.grading.kernel import grade as {fn}\n"
                   f"{fn}({ex.name!r}, {files!r}, {ex.library!r}, {client.token!r})\ndel {fn}")
-        outcome, cell = self.run_extra(client, nb, source, min(self.job.exercise_timeout, self.remaining()))
+        outcome, cell = self.run_cell(client, source, min(self.job.exercise_timeout, self.remaining()))
         collected: list[str | None] = []
         for i in range(len(files)):
             data = client.answers.get(i)
@@ -391,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         runner.progress.worker_error = traceback.format_exc()[-2000:]
     finally:
+        runner.close_kernel()
         shutil.rmtree(runner.runtime, ignore_errors=True)
     runner.save()
     return 0

@@ -1,0 +1,112 @@
+"""Which cells the grader leaves out (utils/grading/slicing.py): only the course's own cells that nothing it runs
+needs. Each case is a small notebook; `course` marks the cells that are the course's, unchanged."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from utils.grading.slicing import course_cells, normalized, skippable_cells
+from utils.notebooks import EXERCISES, SOLUTIONS
+
+
+def skipped(cells: list[str], course: set[int], graded: set[str] = frozenset({"answer"})) -> list[int]:
+    return skippable_cells(cells, {normalized(cells[i]) for i in course}, set(graded))
+
+
+SETUP = "import torch\nmodel = torch.nn.Linear(2, 2)\ndata = torch.ones(3, 2)"
+ANSWER = "def answer(x):\n    return x * 2"
+
+
+def test_a_display_cell_nothing_reads_is_left_out():
+    cells = [SETUP, ANSWER, "out = answer(data)\nprint(out.sum())\nassert out.shape == (3, 2)"]
+    assert skipped(cells, course={0, 2}) == [2]
+
+
+def test_a_learner_cell_is_always_run():
+    cells = [SETUP, ANSWER, "out = answer(data)\nprint(out.sum())"]
+    assert skipped(cells, course={0}) == []
+
+
+def test_a_value_read_by_a_later_run_cell_is_kept():
+    cells = [SETUP, ANSWER, "scale = data.mean()", "def helper(x):\n    return x * scale"]
+    assert skipped(cells, course={0, 2}) == []  # cell 3 is the learner's: it reads `scale`
+    cells[3] = "y = scale + 1"
+    assert skipped(cells, course={0, 2}) == []
+
+
+def test_a_value_a_graded_function_reads_when_called_is_kept():
+    cells = [SETUP, "factor = 3.0", "def answer(x):\n    return x * factor"]
+    assert skipped(cells, course={0, 1}) == []
+    # ... but not when the function's own parameter or local has that name
+    cells[2] = "def answer(x, factor=2):\n    total = factor\n    return x * total"
+    assert skipped(cells, course={0, 1}) == [1]
+
+
+def test_a_name_bound_again_before_it_is_read_needs_no_earlier_cell():
+    cells = [SETUP, ANSWER, "fig = answer(data)\nprint(fig)", "fig = data + 1\nprint(fig)"]
+    assert skipped(cells, course={0, 2}) == [2]
+    cells[3] = "print(fig)\nfig = data + 1"  # read before it is bound: cell 2's value is used
+    assert skipped(cells, course={0, 2}) == []
+
+
+def test_loop_and_comprehension_variables_are_their_own():
+    cells = [SETUP, ANSWER, "for mode in range(3):\n    print(mode)", "rows = {mode: mode * 2 for mode in range(2)}",
+             "for mode in (1, 2):\n    y = mode"]
+    assert skipped(cells, course={0, 2, 3}) == [2, 3]
+
+
+@pytest.mark.parametrize("change", [
+    "model.weight[0] = 0.0",  # an item of an object it did not make
+    "model.bias = None",  # an attribute
+    "model.register_forward_hook(print)",  # a known mutating method
+    "data.mul_(2)",  # an in-place method
+    "torch.manual_seed(0)",  # the global random state
+    "model.eval()",
+    "del data",
+    "import math",
+    "globals()['data'] = 1",
+])
+def test_a_cell_that_changes_what_others_use_is_kept(change):
+    cells = [SETUP, ANSWER, change, "print(answer(data))"]
+    assert 2 not in skipped(cells, course={0, 2, 3})
+
+
+def test_changes_to_its_own_objects_are_fine():
+    cells = [SETUP, ANSWER, "table = {}\ntable['a'] = answer(data)\ng = torch.Generator().manual_seed(0)\nprint(table)"]
+    assert skipped(cells, course={0, 2}) == [2]
+
+
+def test_dynamic_access_keeps_what_it_could_read():
+    dynamic = "def look():\n    return globals()['shown']"
+    cells = [SETUP, ANSWER, "shown = answer(data)", dynamic, "look()"]
+    assert 2 not in skipped(cells, course={0, 2, 4})  # look() runs after cell 2 and may read `shown`
+    cells = [SETUP, ANSWER, dynamic, "shown = answer(data)"]  # defined before, never called after
+    assert skipped(cells, course={0, 3}) == [3]
+    cells = [SETUP, ANSWER, dynamic, "shown = answer(data)", "look()"]  # called after
+    assert skipped(cells, course={0, 3}) == []
+
+
+def test_ipython_syntax_anywhere_runs_everything():
+    cells = [SETUP, ANSWER, "out = answer(data)", "%timeit answer(data)"]
+    assert skipped(cells, course={0, 2}) == []
+
+
+def test_the_solutions_skip_only_course_cells_and_keep_every_exercise():
+    """On every lesson: cells are left out, none of them defines a graded function or was written by the
+    learner (a cell of the solution that differs from the exercise notebook)."""
+    from utils import grade
+
+    graded: dict[str, set[str]] = {}
+    for lesson, name, _ in grade.points_table():
+        graded.setdefault(lesson, set()).add(name)
+    templates = course_cells(EXERCISES)
+    assert set(templates) == set(graded)
+    for path in sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb")):
+        lesson = path.name[:2]
+        sources = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        skip = skippable_cells(sources, templates[lesson], graded[lesson])
+        assert len(skip) >= 5, (path.name, skip)
+        for i in skip:
+            assert normalized(sources[i]) in templates[lesson]
+            assert not any(f"def {name}(" in sources[i] for name in graded[lesson])

@@ -1,0 +1,292 @@
+"""Which of a learner's cells the grader need not run: the course's own cells that only show or check results.
+
+Grading needs the learner's functions, not the lesson's figures, tables and self-checks, which are most of a
+notebook's compute. A code cell is left out when all of these hold:
+
+- it is the course's cell, unchanged: its source is that of a code cell of the exercise notebook (notebooks/),
+  so its effect is the course's, whatever the learner wrote elsewhere (an exercise the learner left as the
+  stub is the course's cell too);
+- it is plain Python that only computes, shows and asserts (`only_computes`): no import, `global` or `del`,
+  nothing that reaches names dynamically (`globals`, `exec`, `get_ipython`, magics ...), no change to an object
+  it did not make (assigning its attributes or items, in-place and known mutating methods: `add_hook`, `to`,
+  `append`, `manual_seed` ...);
+- no cell that is run, and no graded function, reads a name it defines (found by fixpoint: leaving one cell in
+  can make another needed).
+
+Anything the rules can't see through keeps cells: a cell that doesn't parse (IPython syntax) keeps them all; a
+run cell that reaches names dynamically keeps every cell before it (and after it, where its functions are called
+later). The learner loses nothing: what is graded is each exercise's function, called by the grader.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+EXERCISE_NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+DYNAMIC = {"globals", "locals", "vars", "exec", "eval", "get_ipython", "__import__", "setattr", "delattr",
+           "__builtins__", "__dict__"}
+SEEDING = {"seed", "manual_seed", "manual_seed_all", "set_seed", "set_rng_state"}  # global random state
+MOVING = {"train", "eval", "apply"}  # in place on a module itself (the course's cells move no model to a device)
+MUTATING = SEEDING | {
+    "add_hook", "add_perma_hook", "reset_hooks", "remove_all_hook_fns", "register_forward_hook",
+    "register_forward_pre_hook", "register_full_backward_hook", "set_use_attn_result", "set_use_split_qkv_input",
+    "set_use_hook_mlp_in", "set_use_attn_in", "load_state_dict", "load_and_process_state_dict", "process_weights_",
+    "fold_layer_norm", "center_writing_weights", "center_unembed", "fold_value_biases", "refactor_factored_attn_matrices",
+    "requires_grad_", "zero_grad",
+    "append", "extend", "insert", "remove", "pop", "popitem", "clear", "update", "setdefault", "sort", "reverse",
+    "add", "discard", "write", "chdir", "setitem", "set_default_dtype", "set_grad_enabled", "use_deterministic_algorithms",
+}
+
+
+def normalized(source: str) -> str:
+    return "\n".join(line.rstrip() for line in source.strip().splitlines())
+
+
+def parse(source: str) -> ast.Module | None:
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+
+
+@functools.lru_cache(maxsize=4096)  # the course's cells recur in every learner's notebooks
+def analyse(source: str) -> "Cell | None":
+    tree = parse(source)
+    return None if tree is None else Cell(tree)
+
+
+DEFERRED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def loads(node: ast.AST, deferred: bool) -> set[str]:
+    """Names read by `node` now (deferred=False: function and lambda bodies left out) or when its functions are
+    called (deferred=True: only what function and lambda bodies read). A comprehension's own variables are not
+    read from outside it."""
+    now, later = split_loads(node)
+    return later if deferred else now
+
+
+@functools.lru_cache(maxsize=2**16)  # a node's answer is asked for again by each enclosing block
+def split_loads(n: ast.AST) -> tuple[frozenset[str], frozenset[str]]:
+    """(names read when `n` runs, names read when the functions it defines are called)."""
+    now, later = _split_loads(n)
+    return frozenset(now), frozenset(later)
+
+
+def _split_loads(n: ast.AST) -> tuple[set[str], set[str]]:
+    if isinstance(n, ast.Name):
+        return (set() if isinstance(n.ctx, ast.Store) else {n.id}), set()
+    now: set[str] = set()
+    later: set[str] = set()
+
+    def add(child: ast.AST | None, deferred: bool = False) -> None:
+        if child is not None:
+            c_now, c_later = split_loads(child)
+            (later if deferred else now).update(c_now)
+            later.update(c_later)
+
+    if isinstance(n, DEFERRED):  # decorators, defaults and annotations run now; the body when called
+        for child in [*getattr(n, "decorator_list", []), n.args, getattr(n, "returns", None)]:
+            add(child)
+        body = n.body if isinstance(n.body, list) else [n.body]
+        own = {a.arg for a in ast.walk(n.args) if isinstance(a, ast.arg)}.union(*(bound(stmt) for stmt in body))
+        declared = {name for stmt in body for node in ast.walk(stmt) if isinstance(node, (ast.Global, ast.Nonlocal))
+                    for name in node.names}
+        for child in body:
+            c_now, c_later = split_loads(child)
+            later.update((c_now | c_later) - (own - declared))  # its free names, read when it is called
+        return now, later
+    if isinstance(n, COMPREHENSIONS):
+        own = set().union(*(bound(g.target) for g in n.generators))
+        add(n.generators[0].iter)  # evaluated outside the comprehension's scope
+        inner = [child for child in ast.iter_child_nodes(n) if child is not n.generators[0].iter]
+        for child in inner:
+            if isinstance(child, ast.comprehension):
+                for part in [child.iter, *child.ifs] if child is not n.generators[0] else child.ifs:
+                    c_now, c_later = split_loads(part)
+                    now.update(c_now - own)
+                    later.update(c_later)
+            else:
+                c_now, c_later = split_loads(child)
+                now.update(c_now - own)
+                later.update(c_later)
+        return now, later
+    for child in ast.iter_child_nodes(n):
+        add(child)
+    return now, later
+
+
+def bound(node: ast.AST) -> set[str]:
+    """Names `node` binds in the notebook's namespace (not its functions' or comprehensions' locals)."""
+    found: set[str] = set()
+
+    def visit(n: ast.AST) -> None:
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.add(n.name)
+            return
+        if isinstance(n, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            return
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            found.add(n.id)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            found.update((a.asname or a.name).split(".")[0] for a in n.names)
+        elif isinstance(n, ast.ExceptHandler) and n.name:
+            found.add(n.name)
+        for child in ast.iter_child_nodes(n):
+            visit(child)
+
+    visit(node)
+    return found
+
+
+def block(stmts: list[ast.stmt], known: set[str]) -> tuple[set[str], set[str]]:
+    """Statements run in order: (names read before they bind them, names bound whenever they complete)."""
+    reads: set[str] = set()
+    binds = set(known)
+    for stmt in stmts:
+        r, b = statement(stmt, binds)
+        reads |= r
+        binds |= b
+    return reads, binds - known
+
+
+def statement(stmt: ast.stmt, known: set[str]) -> tuple[set[str], set[str]]:
+    """(names `stmt` reads that `known` does not hold, names it binds whenever it completes)."""
+    if isinstance(stmt, (ast.For, ast.AsyncFor)):  # the body reads the loop variable it binds
+        body, _ = block([*stmt.body, *stmt.orelse], known | bound(stmt.target))
+        return (loads(stmt.iter, deferred=False) - known) | body, set()
+    if isinstance(stmt, ast.While):
+        body, _ = block([*stmt.body, *stmt.orelse], known)
+        return (loads(stmt.test, deferred=False) - known) | body, set()
+    if isinstance(stmt, ast.If):
+        (r1, b1), (r2, b2) = block(stmt.body, known), block(stmt.orelse, known)
+        return (loads(stmt.test, deferred=False) - known) | r1 | r2, b1 & b2
+    if isinstance(stmt, (ast.With, ast.AsyncWith)):
+        targets = set().union(*(bound(item.optional_vars) for item in stmt.items if item.optional_vars))
+        r, b = block(stmt.body, known | targets)
+        context = set().union(*(loads(item.context_expr, deferred=False) for item in stmt.items))
+        return (context - known) | r, b | targets
+    if isinstance(stmt, ast.Try):
+        parts = [block(stmt.body, known), *(block(h.body, known) for h in stmt.handlers), block(stmt.orelse, known)]
+        final = block(stmt.finalbody, known)
+        return set().union(final[0], *(r for r, _ in parts)), final[1]
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.FunctionDef, ast.AsyncFunctionDef,
+                         ast.ClassDef, ast.Import, ast.ImportFrom)):
+        return loads(stmt, deferred=False) - known, bound(stmt)
+    return loads(stmt, deferred=False) - known, set()
+
+
+class Cell:
+    """What one code cell reads and binds, from its syntax tree."""
+
+    def __init__(self, tree: ast.Module):
+        self.tree = tree
+        self.binds = bound(tree)
+        self.imports = set().union(*(bound(n) for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))))
+        # read now, before the cell binds them itself; bound whenever the cell completes
+        self.reads_first, self.rebinds = block(tree.body, set())
+        self.reads_later = loads(tree, deferred=True)  # read by its functions, whenever they are called
+        self.reads = self.reads_first | self.reads_later | loads(tree, deferred=False)
+        self.dynamic = bool(self.reads & DYNAMIC)  # it may read any name (globals(), exec, magics ...)
+        self.functions = {node.name: loads(node, deferred=True) for node in tree.body  # {name: free names read}
+                          if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def root_name(node: ast.AST) -> str | None:
+    """`x` for x, x.a, x[i].b(...).c ...; None when the chain starts elsewhere (a call's result, a literal)."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def only_computes(cell: Cell, modules: set[str]) -> bool:
+    """No import, global, del, dynamic name access; no change to an object the cell did not make itself: no
+    assignment to its attributes or items, no in-place or known mutating method (add_hook, append, manual_seed,
+    to, ...) called on it. `modules`: the names the notebook imports (calling torch.stack changes nothing)."""
+    own = cell.binds - cell.reads_first
+    for node in ast.walk(cell.tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal, ast.Delete)):
+            return False
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.With)):
+            targets = {ast.Assign: lambda n: n.targets, ast.For: lambda n: [n.target],
+                       ast.With: lambda n: [i.optional_vars for i in n.items if i.optional_vars]}.get(type(node), lambda n: [n.target])(node)
+            for t in (t for target in targets for t in ast.walk(target)):
+                if isinstance(t, (ast.Attribute, ast.Subscript)) and root_name(t) not in own:
+                    return False
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            root = root_name(func.value) if isinstance(func, ast.Attribute) else None
+            changes = name in MUTATING or (name.endswith("_") and not name.startswith("_"))
+            changes |= name in MOVING and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+            # (None: a chain that starts from a call's result, such as torch.Generator().manual_seed(0): a new object)
+            if changes and root is not None and root not in own and not (root in modules and name not in SEEDING):
+                return False
+    return not cell.dynamic
+
+
+def skippable_cells(sources: list[str], course_cells: set[str], graded: set[str]) -> list[int]:
+    """Indices (into `sources`, the learner's code cells) of the cells the grader need not run.
+
+    course_cells: the normalized sources of the exercise notebook's code cells.
+    graded: the names of the functions the grader will call (read after the last cell)."""
+    cells = {i: analyse(src) for i, src in enumerate(sources) if src.strip()}
+    if any(c is None for c in cells.values()):
+        return []  # IPython syntax or a syntax error somewhere: run everything
+    modules = set().union(*(c.imports for c in cells.values()))
+    candidates = {i for i, c in cells.items() if normalized(sources[i]) in course_cells and only_computes(c, modules)}
+    while True:
+        kept = [i for i in sorted(cells) if i not in candidates]
+        late = set(graded).union(*(cells[i].reads_later for i in kept))
+        needed = {i for i in candidates if any(read_after(x, i, kept, cells, late) for x in cells[i].binds)
+                  or read_dynamically(i, kept, cells, graded)}
+        if not needed:
+            return sorted(candidates)
+        candidates -= needed
+
+
+def read_dynamically(i: int, kept: list[int], cells: dict[int, Cell], graded: set[str]) -> bool:
+    """Could a run cell that reaches names dynamically read what cell `i` binds? Yes if it runs after `i`, or
+    if one of its functions (or a function calling one) is called after `i`: by a later cell, or by the grader."""
+    dynamic = [j for j in kept if cells[j].dynamic]
+    if any(j > i for j in dynamic):
+        return True
+    callers = {name for j in dynamic for name, reads in cells[j].functions.items() if reads & DYNAMIC}
+    while True:
+        more = {name for k in kept for name, reads in cells[k].functions.items() if reads & callers} - callers
+        if not more:
+            break
+        callers |= more
+    return bool(callers & set(graded).union(*(cells[k].reads for k in kept if k > i)))
+
+
+def read_after(name: str, i: int, kept: list[int], cells: dict[int, Cell], late: set[str]) -> bool:
+    """Would a run cell, or a function called later, read the value cell `i` gives `name`?"""
+    if name in late:
+        return True
+    for j in (j for j in kept if j > i):
+        if name in cells[j].reads_first:
+            return True
+        if name in cells[j].rebinds:
+            return False
+    return False
+
+
+def course_cells(folder: Path = EXERCISE_NOTEBOOKS) -> dict[str, set[str]]:
+    """{lesson: the normalized sources of its exercise notebook's code cells}; {} without the notebooks."""
+    import nbformat
+
+    found = {}
+    for path in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception:  # a broken template: run every cell of that lesson
+            continue
+        found[path.name[:2]] = {normalized(c.source) for c in nb.cells if c.cell_type == "code"}
+    return found
