@@ -4,8 +4,7 @@ Started by `batch` as `python -I` (see sandbox.bootstrap_argv) with the job (rec
 imports no torch and nothing of the course. It starts one kernel for the learner (importing the course's
 libraries once: they are most of a notebook's time) and for each notebook:
 
-1. resets the kernel's namespace (IPython's `reset`: the learner's names are gone, imported modules stay) and
-   working directory, so that no notebook sees another's names, as in a fresh kernel;
+1. resets the kernel's namespace (the learner's names are gone, imported modules stay) and working directory, so that no notebook sees another's names, as in a fresh kernel;
 2. reads the code cells (stored outputs are ignored) and executes them cell by cell (but those the grader
    found it need not run: see slicing.py), errors allowed, with a
    per-cell time limit (a cell that will not stop is interrupted; a kernel that will not answer after that is
@@ -60,11 +59,16 @@ del importlib, _name
 __import__("os").environ["CODEBREAK_KERNEL_CWD"] = __import__("os").getcwd()
 """
 # Run in the learner's kernel before each notebook but the first: as a fresh kernel, but with the libraries imported.
+# It drops every name the learner's cells made (what IPython's own `reset` drops, without its full garbage
+# collection, which takes a second with torch loaded: refcounting frees the rest at once, cycles at the next
+# automatic collection).
 RESET_CELL = """\
-get_ipython().reset(new_session=False)
+(lambda ip, keep: [ip.user_ns["_oh"].clear()] + [ip.user_ns.pop(k) for k in list(ip.user_ns) if k not in keep]
+ + [ip.user_ns.update(_="", __="", ___="")])(get_ipython(), {
+    "In", "Out", "_ih", "_oh", "_dh", "get_ipython", "exit", "quit", "open", "__builtin__", "__builtins__", "__name__",
+    "__doc__", "__loader__", "__package__", "__spec__"})
 __import__("os").chdir(__import__("os").environ.get("CODEBREAK_KERNEL_CWD", "."))
-__import__("torch").set_grad_enabled(True)
-__import__("gc").collect()
+__import__("torch").set_grad_enabled(True);
 """
 WARMUP_TIMEOUT = 180  # seconds
 PROBE_TIMEOUT = 10  # seconds a kernel gets to answer `pass` after an interrupted cell

@@ -8,14 +8,17 @@ notebook's compute. A code cell is left out when all of these hold:
   stub is the course's cell too);
 - it is plain Python that only computes, shows and asserts (`only_computes`): no import, `global` or `del`,
   nothing that reaches names dynamically (`globals`, `exec`, `get_ipython`, magics ...), no change to an object
-  it did not make (assigning its attributes or items, in-place and known mutating methods: `add_hook`, `to`,
+  it did not make (assigning its attributes or items, in-place and known mutating methods: `add_hook`, `eval`,
   `append`, `manual_seed` ...);
 - no cell that is run, and no graded function, reads a name it defines (found by fixpoint: leaving one cell in
   can make another needed).
 
 Anything the rules can't see through keeps cells: a cell that doesn't parse (IPython syntax) keeps them all; a
 run cell that reaches names dynamically keeps every cell before it (and after it, where its functions are called
-later). The learner loses nothing: what is graded is each exercise's function, called by the grader.
+later). The learner loses nothing graded: what is graded is each exercise's function, called by the grader. What
+is lost: those cells' errors in the feedback, and any side effect on the kernel's state that a learner's function
+has when a left-out cell calls it (grading calls get fresh inputs, so only a function that sets globals another
+graded function reads would notice).
 """
 
 from __future__ import annotations
@@ -59,8 +62,6 @@ def analyse(source: str) -> "Cell | None":
 
 
 DEFERRED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
-
-
 COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
@@ -130,7 +131,7 @@ def bound(node: ast.AST) -> set[str]:
         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             found.add(n.name)
             return
-        if isinstance(n, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+        if isinstance(n, (ast.Lambda, *COMPREHENSIONS)):
             return
         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
             found.add(n.id)
@@ -205,20 +206,28 @@ def root_name(node: ast.AST) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
+def store_targets(node: ast.AST) -> list[ast.AST]:
+    """What an assignment, loop or with statement stores into ([] for any other node)."""
+    if isinstance(node, ast.Assign):
+        return node.targets
+    if isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor)):
+        return [node.target]
+    if isinstance(node, (ast.With, ast.AsyncWith)):
+        return [item.optional_vars for item in node.items if item.optional_vars]
+    return []
+
+
 def only_computes(cell: Cell, modules: set[str]) -> bool:
     """No import, global, del, dynamic name access; no change to an object the cell did not make itself: no
     assignment to its attributes or items, no in-place or known mutating method (add_hook, append, manual_seed,
-    to, ...) called on it. `modules`: the names the notebook imports (calling torch.stack changes nothing)."""
+    eval, ...) called on it. `modules`: the names the notebook imports (calling torch.stack changes nothing)."""
     own = cell.binds - cell.reads_first
     for node in ast.walk(cell.tree):
         if isinstance(node, (ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal, ast.Delete)):
             return False
-        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.With)):
-            targets = {ast.Assign: lambda n: n.targets, ast.For: lambda n: [n.target],
-                       ast.With: lambda n: [i.optional_vars for i in n.items if i.optional_vars]}.get(type(node), lambda n: [n.target])(node)
-            for t in (t for target in targets for t in ast.walk(target)):
-                if isinstance(t, (ast.Attribute, ast.Subscript)) and root_name(t) not in own:
-                    return False
+        for t in (t for target in store_targets(node) for t in ast.walk(target)):
+            if isinstance(t, (ast.Attribute, ast.Subscript)) and root_name(t) not in own:
+                return False
         if isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
