@@ -4,11 +4,12 @@ Started by `batch` as `python -I` (see sandbox.bootstrap_argv) with the job (rec
 imports no torch and nothing of the course. It starts one kernel for the learner (importing the course's
 libraries once: they are most of a notebook's time) and for each notebook:
 
-1. resets the kernel's namespace (the learner's names are gone, imported modules stay) and working directory, so that no notebook sees another's names, as in a fresh kernel;
-2. reads the code cells (stored outputs are ignored) and executes them cell by cell (but those the grader
-   found it need not run: see slicing.py), errors allowed, with a
-   per-cell time limit (a cell that will not stop is interrupted; a kernel that will not answer after that is
-   killed), keeping at most a few kB of each cell's output;
+1. resets the kernel's namespace (the learner's names are gone, imported modules stay) and working directory,
+   so that no notebook sees another's names, as in a fresh kernel;
+2. reads the code cells (stored outputs are ignored) and executes them cell by cell, but those the grader found
+   it need not run (slicing.py), errors allowed, with a per-cell time limit (a cell that will not stop is
+   interrupted; a kernel that will not answer after that is killed), keeping at most a few kB of each cell's
+   output;
 3. if the kernel died (os._exit, out of memory, killed), starts a fresh one and runs the notebook again without
    the cell(s) that killed it, so that the functions defined elsewhere are still graded;
 4. for each exercise, runs one cell that calls `utils.grading.kernel.grade`: the kernel answers each case with a
