@@ -110,3 +110,22 @@ def test_the_solutions_skip_only_course_cells_and_keep_every_exercise():
         for i in skip:
             assert normalized(sources[i]) in templates[lesson]
             assert not any(f"def {name}(" in sources[i] for name in graded[lesson])
+
+
+def test_the_grader_passes_the_cells_to_leave_out_and_every_cell_runs_them_all(tmp_path):
+    from utils.grading.batch import Grader, Settings
+    from utils.grading.records import Job
+
+    notebooks = {p.name: p.read_bytes() for p in sorted(SOLUTIONS.glob("0[12]_*.ipynb"))}
+    to_run = {name[:2]: name for name in notebooks}
+    for every_cell in (False, True):
+        grader = Grader(Settings(every_cell=every_cell, sandbox="none"), tmp_path / f"run{every_cell}")
+        private = tmp_path / f"learner{every_cell}"
+        private.mkdir()
+        job: Job = grader.prepare(notebooks, to_run, private)
+        skips = {spec.file: spec.skip for spec in job.notebooks}
+        assert set(skips) == set(notebooks)
+        if every_cell:
+            assert all(skip == [] for skip in skips.values()), skips
+        else:
+            assert all(len(skip) >= 5 for skip in skips.values()), skips
