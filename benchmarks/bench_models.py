@@ -107,7 +107,7 @@ def machine() -> str:
 
 def write_card(headline: dict[str, Ratio], seed: int) -> None:
     """Record the headline ratio of each mode in data/model_card.json and re-render MODEL_CARD.md."""
-    from utils.train import atomic_write_bytes
+    from utils.train import atomic_write_bytes, render_model_card
 
     card = json.loads(CARD.read_text())
     for mode, r in headline.items():
@@ -117,41 +117,7 @@ def write_card(headline: dict[str, Ratio], seed: int) -> None:
             "command": "python benchmarks/bench_models.py --card",
         }
     atomic_write_bytes(CARD, (json.dumps(card, indent=2, sort_keys=True) + "\n").encode())
-    atomic_write_bytes(CARD.with_name("MODEL_CARD.md"), card_markdown(card).encode())
-
-
-def card_markdown(card: dict) -> str:
-    """MODEL_CARD.md as utils.train renders it, with the ratio column replaced by the headline estimate (one figure,
-    with its sampling error, quoted everywhere) and the headline table appended."""
-    from utils.train import render_model_card
-
-    md = render_model_card(card)
-    for mode in ("easy", "medium"):
-        entry = card.get(mode, {})
-        h, held = entry.get("headline"), entry.get("held_out", {})
-        if not h or "bayes_optimal" not in held:
-            continue
-        old = f"| {held['model']['ce'] / held['bayes_optimal']['ce']:.3f}x |"
-        line = next(l for l in md.splitlines() if l.startswith(f"| {mode} |"))
-        md = md.replace(line, line.replace(old, f"| {h['ratio_to_bayes']:.3f} ± {h['ratio_se']:.3f} * |"), 1)
-    md = md.replace("\nHeld-out figures:", "\n\\* ratio: the headline estimate below (`benchmarks/bench_models.py`, ± one standard error), "
-                    "not the ratio of\nthe two 10,000-sequence columns.\n\nHeld-out figures:", 1)
-    return md + "\n" + headline_section(card)
-
-
-def headline_section(card: dict) -> str:
-    """The headline figure, with its sampling error (also in README's model table)."""
-    lines = ["## Headline: CE as a multiple of the Bayes-optimal limit", "",
-             "Measured by `python benchmarks/bench_models.py` (standard error from the per-sequence losses); quote",
-             "these figures, not the 10,000-sequence column above.", "",
-             "| mode | sequences (seed) | model CE | Bayes-optimal CE | ratio ± standard error |",
-             "| --- | --- | --- | --- | --- |"]
-    for mode in ("easy", "medium"):
-        h = card.get(mode, {}).get("headline")
-        if h:
-            lines.append(f"| {mode} | {h['sequences']:,} ({h['seed']}) | {h['model_ce']:.4f} | {h['bayes_ce']:.4f} | "
-                         f"{h['ratio_to_bayes']:.3f} ± {h['ratio_se']:.3f} |")
-    return "\n".join(lines) + "\n"
+    atomic_write_bytes(CARD.with_name("MODEL_CARD.md"), render_model_card(card).encode())
 
 
 def main() -> None:
@@ -165,7 +131,7 @@ def main() -> None:
     parser.add_argument("--render-card", action="store_true", help="only re-render MODEL_CARD.md from model_card.json")
     args = parser.parse_args()
     if args.render_card:
-        from utils.train import atomic_write_bytes
+        from utils.train import atomic_write_bytes, render_model_card
 
         atomic_write_bytes(CARD.with_name("MODEL_CARD.md"), card_markdown(json.loads(CARD.read_text())).encode())
         return

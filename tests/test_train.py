@@ -38,3 +38,27 @@ def test_cli_writes_weights_and_card(tmp_path, monkeypatch):
     assert out.exists() and len(entry["sha256"]) == 64
     assert entry["train_config"]["steps"] == 5 and "torch" in entry["versions"]
     assert entry["held_out"]["bayes_optimal"]["ce"] > 0 and entry["held_out"]["ratio_to_bayes"] > 1
+
+
+def test_model_card_markdown_is_rendered_from_the_json_by_one_renderer():
+    """data/MODEL_CARD.md is exactly what utils.train renders from data/model_card.json (benchmarks/bench_models.py
+    --card uses the same renderer): the headline figures stay through a re-render."""
+    from utils.train import MODEL_CARD_PATH, render_model_card
+
+    card = json.loads(MODEL_CARD_PATH.read_text())
+    assert render_model_card(card) == MODEL_CARD_PATH.with_name("MODEL_CARD.md").read_text()
+
+
+def test_retraining_one_mode_drops_only_its_headline(tmp_path):
+    """A retrained mode's headline is stale (other weights): it goes; the other modes' headlines stay."""
+    from utils.train import MODEL_CARD_PATH, update_model_card
+
+    path = tmp_path / "model_card.json"
+    card = json.loads(MODEL_CARD_PATH.read_text())
+    path.write_text(json.dumps(card))
+    retrained = {k: v for k, v in card["easy"].items() if k != "headline"}
+    update_model_card("easy", retrained, path)
+    md = path.with_name("MODEL_CARD.md").read_text()
+    medium = card["medium"]["headline"]
+    assert f"| medium | {medium['sequences']:,} ({medium['seed']})" in md
+    assert "| easy | " in md and not any(line.startswith("| easy | ") and "±" in line for line in md.splitlines())
