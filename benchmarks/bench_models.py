@@ -133,7 +133,7 @@ def main() -> None:
     if args.render_card:
         from utils.train import atomic_write_bytes, render_model_card
 
-        atomic_write_bytes(CARD.with_name("MODEL_CARD.md"), card_markdown(json.loads(CARD.read_text())).encode())
+        atomic_write_bytes(CARD.with_name("MODEL_CARD.md"), render_model_card(json.loads(CARD.read_text())).encode())
         return
     print(f"Machine: {machine()}")
     headline: dict[str, Ratio] = {}

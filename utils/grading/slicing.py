@@ -27,7 +27,8 @@ import ast
 import functools
 from pathlib import Path
 
-EXERCISE_NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+# utils.notebooks.EXERCISES, not imported: utils.notebooks reads pyproject.toml, which the Gradescope autograder lacks
+EXERCISES = Path(__file__).resolve().parents[2] / "notebooks"
 
 DYNAMIC = {"globals", "locals", "vars", "exec", "eval", "get_ipython", "__import__", "setattr", "delattr",
            "__builtins__", "__dict__"}
@@ -287,7 +288,7 @@ def read_after(name: str, i: int, kept: list[int], cells: dict[int, Cell], late:
     return False
 
 
-def course_cells(folder: Path = EXERCISE_NOTEBOOKS) -> dict[str, set[str]]:
+def course_cells(folder: Path = EXERCISES) -> dict[str, set[str]]:
     """{lesson: the normalized sources of its exercise notebook's code cells}; {} without the notebooks."""
     import nbformat
 
