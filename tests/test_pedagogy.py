@@ -8,6 +8,9 @@
   covers it appears verbatim in the hints, so a quoted fragment counts, not only a quoted whole line. No exercise may
   reach 50%, and the mean must stay under 20%.
 
+- kinds: every exercise's YAML block says `Kind: code` or `Kind: judgement` (a decision a researcher makes, graded
+  by its consequences); from lesson 03 on, each lesson has at least `MIN_JUDGEMENT` graded judgement exercises.
+
 Run `python -m pytest tests/test_pedagogy.py -s -q` to print the table.
 """
 
@@ -28,6 +31,8 @@ MAX_SHARE, MAX_MEAN_SHARE = 0.5, 0.2
 WINDOW = 12  # characters (whitespace removed): about one call such as `x.softmax(-1)` or `% 26` with its operand
 
 EXERCISE = re.compile(r"^###\s+Exercise\s*-\s*(.+)$", re.M)
+KIND = re.compile(r"^>?\s*Kind:\s*(\w+)\s*$", re.M)
+MIN_JUDGEMENT, JUDGEMENT_FROM = 2, "03"
 PREDICTION = re.compile(r"^###\s+Prediction\s*-\s*(.+)$", re.M)
 DETAILS = re.compile(r"<details>(.*?)</details>", re.S)
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -164,3 +169,42 @@ def test_measure_counts_copied_code():
     assert covered(code, full) == len(code)
     assert 0 < covered(code, part) < len(code) / 2
     assert covered(code, none) == 0
+
+
+def exercise_kinds(path: Path) -> dict[str, str]:
+    """{exercise heading: the `Kind:` line of its YAML block ('' when missing)}."""
+    nb = nbformat.read(path, as_version=4)
+    kinds, current = {}, None
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        heading = EXERCISE.search(cell.source)
+        if heading:
+            current = heading.group(1).strip()
+            kinds[current] = ""
+        kind = KIND.search(cell.source)
+        if current is not None and kind and not kinds[current]:
+            kinds[current] = kind.group(1)
+    return kinds
+
+
+@pytest.mark.parametrize("path", PARAMS)
+def test_every_exercise_states_its_kind(path):
+    bad = {name: kind for name, kind in exercise_kinds(path).items() if kind not in ("code", "judgement")}
+    assert not bad, f"exercises without `Kind: code` or `Kind: judgement` in their YAML block: {bad}"
+
+
+@pytest.mark.parametrize("path", PARAMS)
+def test_judgement_exercises_per_lesson(path):
+    if lesson_id(path) < JUDGEMENT_FROM:
+        pytest.skip(f"judgement exercises are required from lesson {JUDGEMENT_FROM} on")
+    judgement = [name for name, kind in exercise_kinds(path).items() if kind == "judgement"]
+    assert len(judgement) >= MIN_JUDGEMENT, (
+        f"lesson {lesson_id(path)}: {len(judgement)} judgement exercise(s) {judgement}, need {MIN_JUDGEMENT}")
+
+
+def test_kind_parser():
+    """The parser is not vacuous: it reads the kind inside the quoted YAML block and reports a missing one."""
+    src = "### Exercise - a\n\n> ```yaml\n> Difficulty: x\n> Kind: judgement\n> ```\n"
+    assert KIND.search(src).group(1) == "judgement"
+    assert KIND.search("### Exercise - b\n> Difficulty: x\n") is None

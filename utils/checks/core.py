@@ -452,6 +452,9 @@ class Exercise:
     log-probs as probabilities); messages still show what the learner returned.
     explain: for answers that are dicts of steps (e.g. model loading), a sentence per key: the first key that
     differs (in the reference's key order) is reported with that sentence.
+    kind: "code" (the learner writes an implementation) or "judgement" (the learner's answer is a decision a
+    researcher makes; `compare` judges it by its consequences, e.g. runs the chosen intervention), as the
+    exercise's `Kind:` line says.
     mistakes: the catalogue of plausible wrong answers, for the "Likely mistake:" line (see `diagnose`).
     """
 
@@ -469,6 +472,7 @@ class Exercise:
     strict_types: bool = False
     transform: Callable | None = None
     explain: dict[str, str] = dataclasses.field(default_factory=dict)
+    kind: str = "code"
 
     def check_output(self, case: Case, expected: Any, got: Any) -> str | None:
         if self.compare is not None:
