@@ -12,9 +12,9 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import hashlib
-import itertools
 import json
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -39,6 +39,7 @@ from .submissions import MAX_NOTEBOOK_BYTES, Submission, find_submissions, submi
 
 GRADER_VERSION = 2
 MAX_RESULT_BYTES = 64 * 2**20  # one case's output
+WORKER_MEMORY_MB = 2048 + 8 * MAX_RESULT_BYTES // 2**20  # the worker's address space (answers travel base64'd)
 
 
 @dataclasses.dataclass
@@ -55,7 +56,7 @@ class Settings:
     max_kernel_starts: int = 4
     seed: int | None = None
     threads: int | None = None  # torch threads per kernel (default: CPU cores / parallel jobs)
-    sandbox: str = "bwrap"  # "user": unprivileged user, no namespaces (root only); "none": trusted submissions only
+    sandbox: str = "bwrap"  # "none": no sandbox, trusted submissions only (there is no other mode)
     every_cell: bool = False  # run the course's display-only cells too (slicing.py), for their errors in feedback
 
 
@@ -89,6 +90,14 @@ def worker_env(private: Path) -> dict[str, str]:
             "PYTHONDONTWRITEBYTECODE": "1"}
 
 
+def limit_worker() -> None:
+    """In the worker, before exec: a soft address-space limit (the kernel launcher sets its own, lower or higher),
+    so that nothing a kernel sends can make the worker exhaust the grader's machine."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = WORKER_MEMORY_MB * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+
+
 def kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -117,7 +126,7 @@ class Grader:
         self.course_cells = {} if settings.every_cell else slicing.course_cells()
         self._procs: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
-        self._slots = itertools.count()
+        self.uids = sandbox.UidPool()
         self.stopping = False
 
     def close(self) -> None:
@@ -125,6 +134,7 @@ class Grader:
         with self._lock:
             for proc in list(self._procs):
                 kill_group(proc.pid)
+        self.uids.close()
 
     def grade(self, sub: Submission) -> dict:
         started = time.time()
@@ -139,19 +149,21 @@ class Grader:
                 result["notebooks"][name] = {"lesson": lesson, "status": "no exercises to grade"}
         if to_run:
             private = Path(tempfile.mkdtemp(prefix="learner-", dir=self.run_dir))
+            uid = self.uids.acquire() if self.settings.sandbox == "bwrap" else None
             try:
-                self.run_learner(notebooks, to_run, private, result)
+                self.run_learner(notebooks, to_run, private, result, uid)
             finally:
-                shutil.rmtree(private, ignore_errors=True)
+                sandbox.remove_tree(private)
+                self.uids.release(uid)
         result["seconds"] = round(time.time() - started, 1)
         summarize(result)
         return result
 
     # -----------------------------------------------------------------------------------------------------
-    def prepare(self, notebooks: dict[str, bytes], to_run: dict[str, str], private: Path) -> Job:
+    def prepare(self, notebooks: dict[str, bytes], to_run: dict[str, str], private: Path, uid: int | None) -> Job:
         """Write the notebooks and every case's inputs into `private`; the worker's job."""
         s = self.settings
-        for d in ("notebooks", "args", "out", "home", "tmp", "runtime"):
+        for d in ("notebooks", "args", "out", "home", "tmp", "runtime"):  # runtime: jupyter's, never the kernel's
             (private / d).mkdir()
         specs = []
         for lesson, name in sorted(to_run.items()):
@@ -172,29 +184,22 @@ class Grader:
             p.chmod(0o644)
         (private / "args").chmod(0o755)
         threads = s.threads or 1
-        spec = SandboxSpec(mode=s.sandbox, course=str(self.course), uid=sandbox.sandbox_uid(next(self._slots)),
+        spec = SandboxSpec(mode=s.sandbox, course=str(self.course), uid=uid,
                            memory_mb=s.memory_mb, file_mb=s.file_mb, disk_mb=s.disk_mb, max_procs=s.max_procs,
                            cpu_seconds=s.submission_timeout * threads + 60)
         if s.sandbox == "bwrap":
             env, cwd, args_dir = sandbox.kernel_env(threads, GRADING_ENV), "", sandbox.ARGS_MOUNT
         else:
-            env, cwd, args_dir = self.plain_kernel_dirs(private, threads, spec.uid)
+            env, cwd, args_dir = self.plain_kernel_dirs(private, threads)
         return Job(private=str(private), deadline=time.time() + s.submission_timeout, cell_timeout=s.cell_timeout,
                    exercise_timeout=s.exercise_timeout, max_output_chars=s.max_output_chars, flood_chars=s.flood_chars,
                    max_notebook_bytes=MAX_NOTEBOOK_BYTES, max_result_bytes=MAX_RESULT_BYTES,
                    max_kernel_starts=s.max_kernel_starts, env=env, sandbox=spec, notebooks=specs, kernel_cwd=cwd,
                    kernel_args_dir=args_dir, parent_pid=os.getpid())
 
-    def plain_kernel_dirs(self, private: Path, threads: int, uid: int | None) -> tuple[dict, str, str]:
-        """Modes "user" and "none": a copy of the course in the learner's folder; in mode "user" only the kernel's
-        cwd, home and tmp belong to the kernel's user (the course copy stays read-only to it)."""
+    def plain_kernel_dirs(self, private: Path, threads: int) -> tuple[dict, str, str]:
+        """--no-sandbox: a copy of the course in the learner's folder, the kernel's cwd inside it."""
         shutil.copytree(self.course, private / "course")
-        if self.settings.sandbox == "user":
-            if uid is None:
-                raise sandbox.SandboxUnavailable("--sandbox user needs the grader to run as root")
-            private.chmod(0o711)
-            for d in (private / "home", private / "tmp", private / "course" / "notebooks"):
-                os.chown(d, uid, uid)
         return plain_env(private, threads), str(private / "course" / "notebooks"), ""
 
     def run_worker(self, job: Job, private: Path, result: dict) -> Progress:
@@ -203,7 +208,7 @@ class Grader:
         with log:
             proc = subprocess.Popen(sandbox.bootstrap_argv("runner"), stdin=subprocess.PIPE, stdout=log,
                                     stderr=subprocess.STDOUT, cwd=private, env=worker_env(private),
-                                    start_new_session=True)
+                                    start_new_session=True, preexec_fn=limit_worker)
             with self._lock:
                 self._procs.add(proc)
             try:
@@ -237,9 +242,10 @@ class Grader:
         except (OSError, ValueError, TypeError):
             pass
 
-    def run_learner(self, notebooks: dict[str, bytes], to_run: dict[str, str], private: Path, result: dict) -> None:
+    def run_learner(self, notebooks: dict[str, bytes], to_run: dict[str, str], private: Path, result: dict,
+                    uid: int | None = None) -> None:
         t0 = time.monotonic()
-        job = self.prepare(notebooks, to_run, private)
+        job = self.prepare(notebooks, to_run, private, uid)
         t1 = time.monotonic()
         progress = self.run_worker(job, private, result)
         t2 = time.monotonic()
@@ -280,19 +286,26 @@ def failed_result(sub: Submission, grader: Grader, e: Exception) -> dict:
     return result
 
 
-def make_run_dir(out: Path) -> Path:
-    """out/.tmp/run-<pid>-*: this run's temporary files; folders of runs whose process is gone are removed."""
-    tmp = out / ".tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    for old in tmp.glob("run-*"):
+RUN_PREFIX = "codebreak-run-"
+
+
+def make_run_dir(base: Path | None = None) -> Path:
+    """<system temp>/codebreak-run-<pid>-*: this run's temporary files (the course copy, each learner's private
+    folder and its kernels' socket folders), outside the results folder, so that no path the sandbox sees names the
+    instructor's folders and nothing is left in the results. Folders of this user's runs whose process is gone
+    (a grader killed with SIGKILL) are removed, without following links."""
+    base = Path(base or tempfile.gettempdir())
+    for old in base.glob(RUN_PREFIX + "*"):
         try:
-            pid = int(old.name.split("-")[1])
+            pid = int(old.name[len(RUN_PREFIX):].split("-")[0])
+            if old.is_symlink() or old.lstat().st_uid != os.geteuid():
+                continue
             os.kill(pid, 0)
         except (ValueError, IndexError, ProcessLookupError):
-            shutil.rmtree(old, ignore_errors=True)
-        except PermissionError:
+            sandbox.remove_tree(old)
+        except (PermissionError, OSError):
             pass
-    run_dir = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=tmp))
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-", dir=base))
     run_dir.chmod(0o711)
     return run_dir
 
@@ -313,11 +326,18 @@ def grade_all(submissions_dir: Path, out: Path, jobs: int = 1, redo: bool = Fals
     settings = dataclasses.replace(settings or Settings())
     if settings.sandbox == "bwrap":
         sandbox.check()
+    elif settings.sandbox != "none":
+        raise sandbox.SandboxUnavailable(f"sandbox mode {settings.sandbox!r} does not exist: the sandbox is bwrap; "
+                                         "--no-sandbox only for submissions you trust")
     if settings.threads is None:
         settings.threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     subs, skipped = find_submissions(submissions_dir)
     (out / "results").mkdir(parents=True, exist_ok=True)
-    run_dir = make_run_dir(out)
+    run_dir = make_run_dir()
+    try:  # an empty .tmp left in the results by an older version of the grader
+        (out / ".tmp").rmdir()
+    except OSError:
+        pass
     grader = Grader(settings, run_dir)
     todo = [s for s in subs if redo or not already_graded(out / "results" / f"{s.key}.json",
                                                           submission_hash(*s.read()), grader.fingerprint)]
@@ -359,7 +379,7 @@ def grade_all(submissions_dir: Path, out: Path, jobs: int = 1, redo: bool = Fals
         grader.close()
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
-        shutil.rmtree(run_dir, ignore_errors=True)
+        sandbox.remove_tree(run_dir)
         if in_main:
             for s, h in handlers.items():
                 signal.signal(s, h)

@@ -8,9 +8,12 @@ and writes /autograder/results/results.json: one test per exercise (name, score,
 exercise's feedback). The root comes from $AUTOGRADER_ROOT (default /autograder), so tests/ run it in a temporary
 folder laid out the same way.
 
-Inside Gradescope's container the grader runs as root: the learner's kernel runs in the bubblewrap sandbox where
-the container allows user namespaces, else as an unprivileged user (mode "user") with /autograder/source made
-unreadable to it (chmod 700), so the reference answers stay out of reach either way.
+Inside Gradescope's container the grader runs as root and the learner's kernel runs in the same bubblewrap sandbox
+as on an instructor's machine, as an unprivileged uid. Where the container does not let bwrap start (no unprivileged
+user namespaces), the autograder refuses: it runs no learner code and writes a results.json that says why and what
+the image needs. There is no fallback without the sandbox: a kernel as a plain unprivileged user beside a root
+launcher leaves root acting on paths the learner controls (its runtime folder, its connection file) and lets its
+daemons outlive it, and making that sound is a second sandbox to maintain.
 """
 
 from __future__ import annotations
@@ -18,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -34,10 +35,17 @@ ROOT = sandbox.ROOT
 
 SETUP_SH = r"""#!/usr/bin/env bash
 # Gradescope runs this once, in /autograder/source, when it builds the autograder image (Ubuntu 22.04 or 24.04).
+# The image needs bubblewrap and a kernel that lets an unprivileged user create user namespaces (bwrap runs as an
+# unprivileged uid): kernel.unprivileged_userns_clone=1 where that sysctl exists, user.max_user_namespaces > 0,
+# no AppArmor restriction (kernel.apparmor_restrict_unprivileged_userns=0) and a seccomp profile that allows
+# unshare/clone with CLONE_NEWUSER. Where it does not, run_autograder grades nothing and every submission's
+# results.json says so: use "Test Autograder" once after upload to see which.
 set -euxo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends bubblewrap ca-certificates software-properties-common
+sysctl -w kernel.unprivileged_userns_clone=1 2>/dev/null || true  # where the image may set it (often it may not)
+sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 2>/dev/null || true
 if ! command -v python3.12 >/dev/null && ! command -v python3.11 >/dev/null; then
     add-apt-repository -y ppa:deadsnakes/ppa
     apt-get update
@@ -52,6 +60,15 @@ TORCH=$(grep -E '^torch==' requirements.txt)
 /autograder/venv/bin/pip install --index-url https://download.pytorch.org/whl/cpu "$TORCH"
 /autograder/venv/bin/pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
 chmod -R a+rX /autograder/venv
+# the sandbox must start here, or every submission will be refused (the message says what is missing)
+/autograder/venv/bin/python -c "
+import sys, types; m = types.ModuleType('utils'); m.__path__ = ['utils']; sys.modules['utils'] = m
+from utils.grading import sandbox
+try:
+    sandbox.check(); print('bubblewrap sandbox: OK')
+except sandbox.SandboxUnavailable as e:
+    print('WARNING: the autograder will refuse every submission:', e)
+" || true
 """
 
 RUN_AUTOGRADER = r"""#!/usr/bin/env bash
@@ -98,18 +115,18 @@ def export(out: Path, lessons: list[str] | None = None) -> Path:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def sandbox_mode() -> str:
-    """bwrap where the container allows it, else (as root) an unprivileged user. CODEBREAK_SANDBOX forces one."""
-    forced = os.environ.get("CODEBREAK_SANDBOX")
-    if forced in ("bwrap", "user"):
-        return forced
-    try:
-        sandbox.check()
-        return "bwrap"
-    except sandbox.SandboxUnavailable:
-        if os.geteuid() == 0:
-            return "user"
-        raise
+REFUSAL = ("The autograder could not grade your submission: its sandbox (bubblewrap) cannot start in this "
+           "Gradescope image ({why}), and learners' code is never run without it. Nothing was run; your instructor "
+           "has been told by this message. (Instructors: the image needs bubblewrap and unprivileged user "
+           "namespaces; see setup.sh and the course README, or grade this class with `python -m utils.grade`.)")
+
+
+def refusal(why: str, lessons: list[str]) -> dict:
+    """results.json when the sandbox cannot start: every test 0 with the reason, nothing run."""
+    output = REFUSAL.format(why=why.strip()[:600])
+    tests = [{"name": f"{lesson} {name}", "score": 0.0, "max_score": float(points), "output": output}
+             for lesson, name, points in points_table() if lesson in lessons]
+    return {"score": 0.0, "tests": tests, "output": output, "visibility": "visible"}
 
 
 def results_json(result: dict, lessons: list[str]) -> dict:
@@ -140,20 +157,19 @@ def run(root: Path) -> dict:
     results_dir = root / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     try:
-        settings = Settings(sandbox=sandbox_mode(), threads=os.cpu_count() or 1)
+        sandbox.check()
     except sandbox.SandboxUnavailable as e:
-        data = {"score": 0.0, "output": f"The autograder could not start its sandbox: {e}"}
+        data = refusal(str(e).split(". Install bubblewrap")[0], lessons)
         (results_dir / "results.json").write_text(json.dumps(data, indent=1))
         return data
-    with tempfile.TemporaryDirectory(prefix="codebreak-") as tmp:
-        Path(tmp).chmod(0o711)
-        run_dir = make_run_dir(Path(tmp))
-        grader = Grader(settings, run_dir)
-        try:
-            result = grader.grade(Submission("submission", "submission", [root / "submission"]))
-        finally:
-            grader.close()
-            shutil.rmtree(run_dir, ignore_errors=True)
+    settings = Settings(sandbox="bwrap", threads=os.cpu_count() or 1)
+    run_dir = make_run_dir()
+    grader = Grader(settings, run_dir)
+    try:
+        result = grader.grade(Submission("submission", "submission", [root / "submission"]))
+    finally:
+        grader.close()
+        sandbox.remove_tree(run_dir)
     data = results_json(result, lessons)
     (results_dir / "results.json").write_text(json.dumps(data, indent=1))
     return data

@@ -10,13 +10,17 @@ libraries once: they are most of a notebook's time) and for each notebook:
    it need not run (slicing.py), errors allowed, with a per-cell time limit (a cell that will not stop is
    interrupted; a kernel that will not answer after that is killed), keeping at most a few kB of each cell's
    output;
-3. if the kernel died (os._exit, out of memory, killed), starts a fresh one and runs the notebook again without
-   the cell(s) that killed it, so that the functions defined elsewhere are still graded;
+3. if the kernel died (os._exit, out of memory, killed) or a cell would not stop when interrupted, starts a fresh
+   one and runs the notebook again without the cell(s) that did it, so that the functions defined elsewhere are
+   still graded (a re-run that leaves out a new cell or grades a new exercise is progress and does not count
+   against the notebook's kernel starts: only the submission's time limit bounds them);
 4. for each exercise, runs one cell that calls `utils.grading.kernel.grade`: the kernel answers each case with a
    display message carrying a random token; the worker stores each answer under `<private>/out/` (a folder the
    kernel cannot see) for the grader to load with torch.load(weights_only=True).
 
 All of a learner's notebooks share the one sandbox, as they share one kernel at home; learners never share one.
+Each kernel gets a fresh socket folder in the worker's private folder, removed (without following links) when the
+kernel is shut down. Widget and comm messages are dropped, and at most MAX_OUTPUTS outputs are kept per cell.
 Progress (records.Progress) is written atomically to <private>/progress.json after every step.
 """
 
@@ -29,7 +33,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import sys
 import tempfile
@@ -73,6 +76,7 @@ __import__("torch").set_grad_enabled(True);
 """
 WARMUP_TIMEOUT = 180  # seconds
 PROBE_TIMEOUT = 10  # seconds a kernel gets to answer `pass` after an interrupted cell
+MAX_OUTPUTS = 50  # outputs kept per cell (the rest counted as dropped output)
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 KERNEL_NAME = "codebreak-sandbox"
 
@@ -103,11 +107,19 @@ class CappedClient(NotebookClient):
     token = ""
     answers: dict
 
+    def handle_comm_msg(self, outs, msg, cell_index):
+        """Widget and comm messages: dropped (nbclient would keep every widget's state, without a bound)."""
+        return None
+
     def output(self, outs, msg, display_id, cell_index):
         msg_type = msg["msg_type"]
         content = msg.get("content", {})
         if msg_type in ("display_data", "execute_result", "update_display_data"):
             self.take_answer(content)
+        if len(outs) >= MAX_OUTPUTS and msg_type != "error":
+            self.dropped_chars += len(str(content.get("text", ""))) + 1
+            return None
+        if msg_type in ("display_data", "execute_result", "update_display_data"):
             content["data"] = {"text/plain": "[rich output not kept by the grader]"}
             content["metadata"] = {}
             content.pop("transient", None)
@@ -174,8 +186,8 @@ class Runner:
         self.kernel_pgids: list[int] = []
         self.client: CappedClient | None = None  # the learner's kernel, kept from one notebook to the next
         self.kernel_stack: contextlib.ExitStack | None = None
-        self.runtime = Path(tempfile.mkdtemp(prefix="codebreak-kernel-", dir="/tmp" if os.path.isdir("/tmp") else None))
-        self.write_kernelspec()
+        self.runtime: Path | None = None  # the live kernel's socket folder
+        self.reported: set[tuple] = set()
 
     def save(self) -> None:
         write_atomic(self.private / "progress.json", to_json(self.progress))
@@ -184,32 +196,40 @@ class Runner:
         return self.job.deadline - time.time()
 
     # ------------------------------------------------------------------ kernels
-    def write_kernelspec(self) -> None:
-        """kernel.json: the sandbox launcher (sandbox.main) or, with --no-sandbox, a plain ipykernel. The kernel's
-        connection file and sockets live in a fresh folder of the system's temp dir (mounted at the same path in
-        the sandbox), so that its path says nothing about where the grader keeps its files."""
-        runtime = self.runtime
-        if self.job.sandbox.mode != "none":
+    def write_kernelspec(self, name: str, runtime: Path) -> str:
+        """kernel.json of one kernel: the sandbox launcher (sandbox.main) or, with --no-sandbox, a plain ipykernel.
+        Its connection file and sockets live in `runtime`, a fresh folder of the worker's own (mounted at the same
+        path in the sandbox), which the launcher hands to the sandbox's user by file descriptor."""
+        kernel = f"{KERNEL_NAME}-{name}"
+        if self.job.sandbox.mode == "bwrap":
             spec = dict(vars(self.job.sandbox), args=str(self.private / "args"), runtime=str(runtime), env=self.job.env,
                         cwd=self.job.kernel_cwd)
-            (self.private / "sandbox.json").write_text(json.dumps(spec))
-            argv = sandbox.bootstrap_argv("sandbox", str(self.private / "sandbox.json"), "{connection_file}")
+            (self.private / f"sandbox-{name}.json").write_text(json.dumps(spec))
+            argv = sandbox.bootstrap_argv("sandbox", str(self.private / f"sandbox-{name}.json"), "{connection_file}")
+        elif self.job.sandbox.mode == "none":  # the kernel's own address-space limit, not the worker's
+            code = ("import os, resource, sys; resource.setrlimit(resource.RLIMIT_AS, (%d, resource.getrlimit("
+                    "resource.RLIMIT_AS)[1])); os.execv(sys.executable, [sys.executable, '-m', 'ipykernel_launcher', "
+                    "'-f', sys.argv[1]])" % (self.job.sandbox.memory_mb * 2**20))
+            argv = [sys.executable, "-c", code, "{connection_file}"]
         else:
-            argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-        folder = self.private / "kernels" / KERNEL_NAME
+            raise RuntimeError(f"unknown sandbox mode {self.job.sandbox.mode!r}")
+        folder = self.private / "kernels" / kernel
         folder.mkdir(parents=True, exist_ok=True)
         spec = {"argv": argv, "display_name": "graded", "language": "python", "interrupt_mode": "signal"}
         (folder / "kernel.json").write_text(json.dumps(spec))
+        return kernel
 
     def new_client(self, nb) -> CappedClient:
-        runtime = self.runtime
         name = secrets.token_hex(4)
+        self.remove_runtime()
+        runtime = self.runtime = Path(tempfile.mkdtemp(prefix="codebreak-kernel-", dir=self.private))
+        kernel = self.write_kernelspec(name, runtime)
         ksm = KernelSpecManager(kernel_dirs=[str(self.private / "kernels")])
         extra = dict(transport="ipc", ip=str(runtime / f"k{name}")) if self.job.sandbox.mode == "bwrap" else {}
-        km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm, **extra)
+        km = AsyncKernelManager(kernel_name=kernel, kernel_spec_manager=ksm, **extra)
         km.connection_file = str(runtime / f"kernel-{name}.json")
         client = CappedClient(
-            nb, km=km, timeout=self.job.cell_timeout, kernel_name=KERNEL_NAME, allow_errors=True,
+            nb, km=km, timeout=self.job.cell_timeout, kernel_name=kernel, allow_errors=True,
             interrupt_on_timeout=True, iopub_timeout=2, shutdown_kernel="immediate", record_timing=False,
             error_on_timeout={"ename": TIMEOUT_MARK, "evalue": "the cell ran past the time limit", "traceback": []},
             startup_timeout=120,
@@ -218,6 +238,11 @@ class Runner:
         client.max_answer_bytes = self.job.max_result_bytes
         client.answers = {}
         return client
+
+    def remove_runtime(self) -> None:
+        if self.runtime is not None:
+            sandbox.remove_tree(self.runtime)
+            self.runtime = None
 
     def kill_kernel_group(self, client) -> None:
         pgid = getattr(getattr(getattr(client, "km", None), "provisioner", None), "pgid", None)
@@ -272,6 +297,7 @@ class Runner:
             pass
         finally:
             self.kill_kernel_group(client)
+            self.remove_runtime()
 
     def run_cell(self, client, source: str, timeout: float) -> tuple[str, object]:
         """Execute one cell. Returns ("ok"|"error"|"timeout"|"stuck"|"dead"|"deadline", cell)."""
@@ -317,13 +343,17 @@ class Runner:
             return
         skip = set(spec.skip)  # the course's cells that only show results (the grader chose them)
         pending = list(spec.exercises)
-        while entry.attempts < self.job.max_kernel_starts and (pending or entry.attempts == 0):
+        self.reported: set[tuple] = set()  # (kind, cell) already in the notebook's problems or cell errors
+        wasted = 0  # re-runs that left out no new cell and graded no new exercise
+        while wasted < self.job.max_kernel_starts and (pending or entry.attempts == 0):
             entry.attempts += 1
             if self.remaining() <= 0:
                 entry.problems.append(["time-limit", "the submission ran past its total time limit"])
                 break
+            progress = (len(skip), len(pending))
             if not self.attempt(spec, sources, skip, pending, entry):
                 break
+            wasted += progress == (len(skip), len(pending))
         if pending:
             names = ", ".join(ex.name for ex in pending)
             entry.problems.append(["not-graded", f"{spec.file}: could not grade {names} (the kernel kept dying or time ran out)"])
@@ -336,7 +366,7 @@ class Runner:
         try:
             client = self.kernel_for(entry)
             started = time.monotonic()
-            restart = self.run_learner_cells(client, spec.file, sources, skip, entry, entry.attempts == 1)
+            restart = self.run_learner_cells(client, spec.file, sources, skip, entry)
             self.add_time(entry, "execute", started)
             self.save()
             if not restart:
@@ -354,33 +384,43 @@ class Runner:
     def add_time(entry: NotebookRun, what: str, started: float) -> None:
         entry.timings[what] = round(entry.timings.get(what, 0.0) + time.monotonic() - started, 2)
 
-    def run_learner_cells(self, client, file: str, sources: list[str], skip: set[int], entry: NotebookRun,
-                          first: bool) -> bool:
-        """Run every cell not skipped. True when a cell killed or hung the kernel (then run again without it)."""
+    def run_learner_cells(self, client, file: str, sources: list[str], skip: set[int], entry: NotebookRun) -> bool:
+        """Run every cell not skipped. True when a cell killed or hung the kernel (then run again without it).
+        Each cell's error, timeout or memory problem is reported once, from whichever run met it first; an output
+        flood is reported whenever a run meets one."""
         client.dropped_chars = 0
-        for i, src in enumerate(sources):
-            if i in skip or not src.strip():
-                continue
-            outcome, cell = self.run_cell(client, src, min(self.job.cell_timeout, self.remaining()))
-            if outcome == "deadline":
-                entry.problems.append(["time-limit", "the submission ran past its total time limit"])
-                return False
-            if outcome in ("dead", "stuck"):
-                skip.add(i)
-                what, tag = ("crashed the kernel", "kernel-died") if outcome == "dead" else ("would not stop", "timeout")
-                entry.problems.append([tag, f"{file}: code cell {i + 1} {what}; the notebook was run again without it"])
-                return True
-            if first and outcome == "timeout":
-                entry.problems.append(["timeout", f"{file}: code cell {i + 1} ran past {self.job.cell_timeout} s and was interrupted"])
-            if first and outcome == "error":
-                ename, evalue = error_of(cell)
-                entry.cell_errors.append({"cell": i + 1, "error": f"{ename}: {evalue}"})
-                if is_memory_error(ename, evalue):
-                    entry.problems.append(["memory", f"{file}: code cell {i + 1} ran out of memory"])
-        if first and client.dropped_chars > self.job.flood_chars:
-            entry.problems.append(["output-flood", f"{file}: the notebook printed {client.dropped_chars / 1e6:.1f} M "
-                                   "characters; the grader kept only the start of each cell's output"])
-        return False
+        try:
+            for i, src in enumerate(sources):
+                if i in skip or not src.strip():
+                    continue
+                outcome, cell = self.run_cell(client, src, min(self.job.cell_timeout, self.remaining()))
+                if outcome == "deadline":
+                    entry.problems.append(["time-limit", "the submission ran past its total time limit"])
+                    return False
+                if outcome in ("dead", "stuck"):
+                    skip.add(i)
+                    what, tag = ("crashed the kernel", "kernel-died") if outcome == "dead" else ("would not stop", "timeout")
+                    entry.problems.append([tag, f"{file}: code cell {i + 1} {what}; the notebook was run again without it"])
+                    return True
+                if outcome == "timeout" and self.first_time("timeout", i):
+                    entry.problems.append(["timeout", f"{file}: code cell {i + 1} ran past {self.job.cell_timeout} s and was interrupted"])
+                if outcome == "error" and self.first_time("error", i):
+                    ename, evalue = error_of(cell)
+                    entry.cell_errors.append({"cell": i + 1, "error": f"{ename}: {evalue}"})
+                    if is_memory_error(ename, evalue):
+                        entry.problems.append(["memory", f"{file}: code cell {i + 1} ran out of memory"])
+            return False
+        finally:
+            if client.dropped_chars > self.job.flood_chars and self.first_time("flood", 0):
+                entry.problems.append(["output-flood", f"{file}: the notebook printed {client.dropped_chars / 1e6:.1f} M "
+                                       "characters; the grader kept only the start of each cell's output"])
+
+    def first_time(self, kind: str, cell: int) -> bool:
+        key = (kind, cell)
+        if key in self.reported:
+            return False
+        self.reported.add(key)
+        return True
 
     def grade_pending(self, client, pending: list[ExerciseSpec], entry: NotebookRun) -> bool:
         while pending:
@@ -436,6 +476,5 @@ def main(argv: list[str] | None = None) -> int:
         runner.progress.worker_error = traceback.format_exc()[-2000:]
     finally:
         runner.close_kernel()
-        shutil.rmtree(runner.runtime, ignore_errors=True)
     runner.save()
     return 0

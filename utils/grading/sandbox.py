@@ -7,23 +7,39 @@ without answers at /course (read-only: `utils/` without `reference/` and with on
 `utils/grading`, and `data/`), its cwd /course/notebooks and /tmp (private tmpfs of limited size, gone with the
 sandbox), the case inputs (read-only) and the folder of its own connection sockets. Its /proc shows only its own
 processes; it has no network (not even loopback to the host). All processes die with the sandbox
-(--die-with-parent, PID namespace). Limits: address space, file size, processes + threads, CPU seconds, no core
-files. When the grader runs as root, the sandbox runs as an unprivileged user (uid 65534 + slot), never as root.
+(--die-with-parent, PID namespace). Limits: address space, file size, processes + threads (counted per
+sandbox: set inside its own user namespace), CPU seconds, no core files. Every writable place is a tmpfs of limited
+size (cwd, /tmp, /dev/shm) or the kernel's own socket folder; the root, /etc and /dev are read-only. When the grader
+runs as root, each sandbox runs as an unprivileged uid leased for it alone on this machine (`UidPool`: a lock file per
+uid, so two grader runs never share one), never as root.
 
-Where bwrap cannot start (macOS, no bubblewrap, user namespaces disabled), `check()` says what to do;
-`--no-sandbox` runs plain kernels as the grader's own user (trusted submissions only).
+The launcher (`main`, run by the worker as root or as the grader's user) touches no path the learner could have
+changed: each kernel gets a fresh socket folder that the worker made, opened with O_NOFOLLOW and chowned by file
+descriptor; bwrap starts with an empty environment (nothing of the host in the sandbox's /proc/1/environ) and with
+SIGINT ignored, so that the worker's interrupt (SIGINT to the kernel's process group) stops the learner's cell and
+not bwrap itself.
+
+Where bwrap cannot start (macOS, no bubblewrap, user namespaces disabled), `check()` says what to do and the grader
+refuses; `--no-sandbox` runs plain kernels as the grader's own user (trusted submissions only). There is no
+unsandboxed mode for root: root acting on paths a learner controls is how a sandbox is escaped.
 """
 
 from __future__ import annotations
 
 import compileall
 import ctypes
+import errno
+import fcntl
 import json
 import os
 import resource
 import shutil
+import signal
+import stat
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent  # utils/grading
@@ -81,8 +97,70 @@ def make_course(dest: Path) -> Path:
 
 
 def sandbox_uid(slot: int) -> int | None:
-    """The unprivileged user a sandbox runs as when the grader is root (else None: the grader's own user)."""
-    return NOBODY - 1 - (slot % 1000) if os.geteuid() == 0 else None
+    """An unprivileged uid for a one-off sandbox when the grader is root (else None: the grader's own user).
+    Graders lease theirs from `UidPool` instead, so that no two sandboxes on the machine share one."""
+    return NOBODY - 1 - (slot % UID_RANGE) if os.geteuid() == 0 else None
+
+
+UID_RANGE = 1000  # uids NOBODY-1000 .. NOBODY-1 are the sandboxes' (unused by real accounts on Debian/Ubuntu)
+UID_LOCKS = "/run/codebreak-uids"  # a lock file per uid in use (root-only folder; flock: freed when a process dies)
+
+
+class UidPool:
+    """Machine-unique uids for sandboxes when the grader is root: `acquire()` takes a uid no other sandbox on this
+    machine holds (any grader run: a flock on UID_LOCKS/<uid>, released by `release` or when the process dies), so
+    that one learner's processes never count against another's process limit. Not root: None (the grader's user)."""
+
+    def __init__(self, folder: str = UID_LOCKS):
+        self.folder = folder
+        self.held: dict[int, int] = {}
+        self.lock = threading.Lock()
+
+    def lock_dir(self) -> int:
+        for folder in (self.folder, os.path.join(tempfile.gettempdir(), "codebreak-uids-0")):
+            try:
+                os.mkdir(folder, 0o700)
+            except FileExistsError:
+                pass
+            except OSError:
+                continue
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            st = os.fstat(fd)
+            if st.st_uid == 0 and not st.st_mode & 0o077:
+                return fd
+            os.close(fd)
+        raise SandboxUnavailable(f"cannot make a root-only folder for the sandboxes' uid locks ({self.folder})")
+
+    def acquire(self) -> int | None:
+        if os.geteuid() != 0:
+            return None
+        with self.lock:
+            dir_fd = self.lock_dir()
+            try:
+                for uid in range(NOBODY - 1, NOBODY - 1 - UID_RANGE, -1):
+                    if uid in self.held:
+                        continue
+                    fd = os.open(str(uid), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except OSError:
+                        os.close(fd)
+                        continue
+                    self.held[uid] = fd
+                    return uid
+            finally:
+                os.close(dir_fd)
+        raise SandboxUnavailable(f"all {UID_RANGE} sandbox uids are in use on this machine")
+
+    def release(self, uid: int | None) -> None:
+        with self.lock:
+            fd = self.held.pop(uid, None) if uid is not None else None
+        if fd is not None:
+            os.close(fd)
+
+    def close(self) -> None:
+        for uid in list(self.held):
+            self.release(uid)
 
 
 def check() -> None:
@@ -96,7 +174,7 @@ def check() -> None:
     if shutil.which("bwrap") is None:
         raise SandboxUnavailable(f"bubblewrap (`bwrap`) is not installed. {advice}")
     argv = ["bwrap", *system_binds(), "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
-            "--die-with-parent", "--", "/bin/true"]
+            "--die-with-parent", "--remount-ro", "/", "--", "/bin/true"]
     uid = sandbox_uid(0)
     preexec = (lambda: drop_privileges(uid)) if uid is not None else None
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, preexec_fn=preexec)
@@ -158,17 +236,22 @@ def bwrap_argv(spec: dict, command: list[str]) -> list[str]:
     args += system_binds()
     for host, inside in python_mounts():
         args += ["--ro-bind", host, inside]
-    args += ["--proc", "/proc", "--dev", "/dev"]
     size = str(spec["disk_mb"] * 2**20)
+    # every writable place is a tmpfs of limited size; /dev (bwrap's own tmpfs) and the root are read-only
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
     args += ["--size", size, "--tmpfs", "/tmp", "--dir", "/tmp/home"]
     args += ["--ro-bind", spec["course"], COURSE_MOUNT]
     args += ["--size", size, "--tmpfs", CWD]
     args += ["--ro-bind", spec["args"], ARGS_MOUNT]
     args += ["--bind", spec["runtime"], spec["runtime"]]
-    args += ["--chdir", CWD, "--clearenv"]
+    args += ["--remount-ro", "/", "--chdir", CWD, "--clearenv"]
     for key, value in spec["env"].items():
         args += ["--setenv", key, value]
-    return args + ["--", *command]
+    # the process limit is set inside the sandbox's own user namespace, where it counts this sandbox's processes
+    # only (set before bwrap, it would count every process of the uid on the machine)
+    nproc = ("import os, resource, sys; resource.setrlimit(resource.RLIMIT_NPROC, (%d, %d)); "
+             "os.execv(sys.argv[1], sys.argv[1:])" % (spec["max_procs"], spec["max_procs"]))
+    return args + ["--", sandbox_python(), "-I", "-S", "-c", nproc, *command]
 
 
 def kernel_env(threads: int, grading_env: str) -> dict[str, str]:
@@ -193,7 +276,10 @@ def set_limits(spec: dict) -> None:
     limit(resource.RLIMIT_FSIZE, spec["file_mb"] * 2**20)
     limit(resource.RLIMIT_CPU, spec["cpu_seconds"])
     limit(resource.RLIMIT_CORE, 0)
-    limit(resource.RLIMIT_NPROC, spec["max_procs"])
+    # RLIMIT_NPROC: set in the sandbox (bwrap_argv); here only a bound for bwrap's own two processes' uid
+    # when it is not the grader's (a leased uid): a fork bomb can hold no more than this many of them machine-wide
+    if spec.get("uid") is not None:
+        limit(resource.RLIMIT_NPROC, spec["max_procs"] + 16)
 
 
 def blocked_ancestor(path: str, uid: int) -> str | None:
@@ -242,16 +328,21 @@ def drop_privileges(uid: int | None) -> None:
     os.setuid(uid)
 
 
-def user_launch(spec: dict, connection_file: str) -> None:
-    """Mode "user": no namespaces; the kernel runs as an unprivileged user with the same limits, in a folder
-    where only its own files are writable (the grader's files and the answers are not readable by that user)."""
-    uid = spec["uid"]
-    os.chown(spec["runtime"], uid, uid)
-    os.chown(connection_file, uid, uid)
-    set_limits(spec)
-    drop_privileges(uid)
-    os.chdir(spec["cwd"])
-    os.execve(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file], spec["env"])
+def open_runtime(spec: dict, connection_file: str) -> tuple[int, int]:
+    """File descriptors of the kernel's fresh socket folder and its connection file, opened without following a
+    symbolic link anywhere in the last step and checked to be the worker's own (made for this kernel alone)."""
+    runtime = os.path.normpath(spec["runtime"])
+    if os.path.dirname(os.path.normpath(connection_file)) != runtime:
+        raise SystemExit("the connection file is not in the kernel's socket folder")
+    dir_fd = os.open(runtime, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    st = os.fstat(dir_fd)
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise SystemExit("the kernel's socket folder is not the worker's own")
+    file_fd = os.open(os.path.basename(connection_file), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    fst = os.fstat(file_fd)
+    if not stat.S_ISREG(fst.st_mode) or fst.st_uid != os.geteuid():
+        raise SystemExit("the connection file is not the worker's own")
+    return dir_fd, file_fd
 
 
 def main(argv: list[str]) -> int:
@@ -261,14 +352,19 @@ def main(argv: list[str]) -> int:
     devnull = os.open(os.devnull, os.O_RDWR)
     for std in (0, 1, 2):  # whatever the kernel writes to its inherited stdout goes nowhere
         os.dup2(devnull, std)
-    if spec["mode"] == "user":
-        user_launch(spec, connection_file)
+    if spec["mode"] != "bwrap":
+        raise SystemExit(f"sandbox mode {spec['mode']!r}: only bwrap is supported")
+    dir_fd, file_fd = open_runtime(spec, connection_file)
     if spec["uid"] is not None:  # the kernel must read its connection file and create its sockets
-        os.chown(spec["runtime"], spec["uid"], spec["uid"])
-        os.chown(connection_file, spec["uid"], spec["uid"])
+        os.fchown(dir_fd, spec["uid"], spec["uid"])
+        os.fchown(file_fd, spec["uid"], spec["uid"])
+    os.close(file_fd)
+    os.close(dir_fd)
     enter(spec)
     argv = hidden_args(bwrap_argv(spec, [sandbox_python(), "-m", "ipykernel_launcher", "-f", connection_file]))
-    os.execvp(argv[0], argv)
+    # SIGINT (the worker's interrupt, sent to the whole process group) must reach the kernel, not end bwrap
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.execve(shutil.which(argv[0]) or argv[0], argv, {"PATH": "/usr/local/bin:/usr/bin:/bin"})
     return 1
 
 
@@ -296,6 +392,21 @@ def run_sandboxed(spec: dict, command: list[str], timeout: float = 120) -> subpr
     argv = hidden_args(bwrap_argv(spec, command))
     try:
         return subprocess.run(argv, preexec_fn=lambda: enter(spec), capture_output=True, text=True, timeout=timeout,
-                              pass_fds=[int(argv[2])])
+                              pass_fds=[int(argv[2])], env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
     finally:
         os.close(int(argv[2]))
+
+
+def remove_tree(path: str | os.PathLike) -> None:
+    """Remove a folder the sandbox could write into, never following a symbolic link (shutil.rmtree works by file
+    descriptor on Linux; a path that is itself a link is unlinked, not followed)."""
+    try:
+        if os.path.islink(path) or not os.path.isdir(path):
+            os.unlink(path)
+        else:
+            shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        if e.errno not in (errno.ENOENT,):
+            shutil.rmtree(path, ignore_errors=True)

@@ -85,6 +85,30 @@ class References:
 # ---------------------------------------------------------------------------------------------------------
 
 
+MAX_ANSWER_ITEMS = 1_000_000  # values (container entries, tensors, numbers) in one answer
+
+
+def check_size(value: Any, max_bytes: int) -> None:
+    """Raise ValueError when rebuilding `value` would take more than `max_bytes` of tensor data or more than
+    MAX_ANSWER_ITEMS values, from the loaded tensors' metadata alone (a few kB of views or expanded tensors of one
+    storage, or one list referenced a million times, would otherwise be copied into gigabytes)."""
+    items, data, stack = 0, 0, [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        items += 1
+        if items > MAX_ANSWER_ITEMS or depth > 20:
+            raise ValueError(f"the output has more than {MAX_ANSWER_ITEMS} values or is nested too deeply")
+        if isinstance(v, torch.Tensor):
+            data += torch.Tensor.numel(v) * torch.Tensor.element_size(v)
+            if data > max_bytes:
+                raise ValueError(f"the output holds more than {max_bytes // 2**20} MB of tensors")
+        elif isinstance(v, (list, tuple)):
+            stack.extend((x, depth + 1) for x in (list.__iter__(v) if isinstance(v, list) else tuple.__iter__(v)))
+        elif isinstance(v, dict):
+            for k, x in dict.items(v):
+                stack.extend(((k, depth + 1), (x, depth + 1)))
+
+
 def rebuild(value: Any, depth: int = 0) -> Any:
     """A fresh plain copy of a loaded value: tensors (no subclass, no attributes), bool / int / float / str /
     None, and lists / tuples / dicts of them. Anything else raises TypeError."""
@@ -121,6 +145,7 @@ def load_answer(path: Path, max_bytes: int) -> dict:
             raise ValueError("not a result record")
         record = {str(k): v for k, v in dict.items(record)}
         if record.get("status") == "ok":
+            check_size(record.get("value"), max_bytes)
             record["value"] = rebuild(record.get("value"))
         return {k: (v if k == "value" else str(v)[:500]) for k, v in record.items()}
     except Exception as e:
