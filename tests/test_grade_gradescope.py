@@ -1,6 +1,7 @@
 """The Gradescope autograder: export it, lay it out like Gradescope in a temporary folder, run run_autograder on a
-solved notebook (full marks), a blank one (zero) and, without bubblewrap (as an unprivileged user, the fallback in
-a container without user namespaces), a notebook that reads the reference answers from the autograder's source."""
+solved notebook (full marks), a blank one (zero) and, where bubblewrap cannot start (a container without user
+namespaces, simulated by a `bwrap` that fails as it does there), hostile notebooks that must never run: the
+autograder refuses with a results.json that says why."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -27,7 +29,7 @@ def autograder_zip(tmp_path_factory) -> Path:
     return gradescope.export(tmp_path_factory.mktemp("export"), lessons=["01"])
 
 
-def run_autograder(tmp: Path, zip_path: Path, notebook_text: str, mode: str | None = None) -> dict:
+def run_autograder(tmp: Path, zip_path: Path, notebook_text: str, path: str | None = None) -> dict:
     root = tmp / "autograder"
     with zipfile.ZipFile(zip_path) as zf:
         zf.extractall(root / "source")
@@ -35,8 +37,8 @@ def run_autograder(tmp: Path, zip_path: Path, notebook_text: str, mode: str | No
     (root / "submission" / "nested").mkdir(parents=True)
     (root / "submission" / "nested" / NB_NAME).write_text(notebook_text)
     env = dict(os.environ, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable)
-    if mode:
-        env["CODEBREAK_SANDBOX"] = mode
+    if path:
+        env["PATH"] = path
     subprocess.run(["bash", str(root / "run_autograder")], env=env, timeout=1200, check=True)
     return json.loads((root / "results" / "results.json").read_text())
 
@@ -70,18 +72,52 @@ def test_blank_notebook_gets_zero(tmp_path, autograder_zip):
     assert all("implemented" in t["output"] for t in results["tests"])
 
 
-@pytest.mark.slow
-def test_reference_out_of_reach_without_bwrap(tmp_path, autograder_zip):
+FAILING_BWRAP = """#!/bin/sh
+echo "bwrap: No permissions to create new namespace, likely because the kernel does not allow non-privileged user namespaces." >&2
+exit 1
+"""
+
+
+def test_refuses_without_bwrap_and_runs_nothing(tmp_path, autograder_zip):
+    """Where bwrap cannot start (as in a container that forbids user namespaces), a learner's notebook is never run:
+    not as root, not as another user. Hostile cells that would turn a 0 into full marks through a root launcher
+    (swapping its folder or connection file for links to the results) or leave a daemon behind find nothing to act
+    on, and results.json gives every exercise 0 with the reason."""
     import nbformat
 
+    fake = Path(tempfile.mkdtemp(prefix="codebreak-test-bin-"))  # reachable by the sandbox's uid too
+    fake.chmod(0o755)
+    (fake / "bwrap").write_text(FAILING_BWRAP)
+    (fake / "bwrap").chmod(0o755)
+    (fake / "drop").mkdir()
+    (fake / "drop").chmod(0o777)  # where learner code would leave its mark, as whichever user it ran
+    marker = fake / "drop" / "learner-code-ran"
+    results_dir = tmp_path / "autograder" / "results"
     nb = nbformat.read(EXERCISES / NB_NAME, as_version=4)
-    source = tmp_path / "autograder" / "source"
-    nb.cells.append(nbformat.v4.new_code_cell(
-        "import glob, os\n"
-        f"for path in glob.glob({str(source)!r} + '/utils/reference/lesson01.py') + [{str(source / 'utils/reference/lesson01.py')!r}]:\n"
+    nb.cells.insert(0, nbformat.v4.new_code_cell(
+        "import glob, json, os, subprocess, sys\n"
+        f"open({str(marker)!r}, 'w').write(str(os.getuid()))\n"
+        "for path in glob.glob('/tmp/codebreak-*/**', recursive=True):\n"
         "    try:\n"
-        "        exec(open(path).read().replace('from ..data', 'from utils.data'), globals())\n"
-        "    except OSError as e:\n"
-        "        print('blocked', e)\n"))
-    results = run_autograder(tmp_path, autograder_zip, nbformat.writes(nb), mode="user")
-    assert all(t["score"] == 0 for t in results["tests"]), results
+        "        if path.endswith('.json'):\n"
+        "            os.replace(path, path + '.x'); os.symlink(" + repr(str(results_dir)) + ", path)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)  # codebreak-daemon-{os.getpid()}'],"
+        " start_new_session=True)\n"
+        f"json.dump({{'tests': [], 'score': 999}}, open({str(results_dir / 'results.json')!r}, 'w'))\n"))
+    results = run_autograder(tmp_path, autograder_zip, nbformat.writes(nb),
+                             path=f"{fake}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+    assert not marker.exists(), "a learner's cell ran without the sandbox"
+    assert len(results["tests"]) == len(LESSON01) and all(t["score"] == 0 for t in results["tests"]), results
+    assert "sandbox" in results["output"] and "user namespaces" in results["output"], results["output"]
+    assert all("never run without it" in t["output"] for t in results["tests"])
+    daemons = []
+    for p in Path("/proc").iterdir():
+        try:
+            if f"codebreak-daemon-{os.getpid()}".encode() in (p / "cmdline").read_bytes():
+                daemons.append(p.name)
+        except OSError:
+            pass
+    assert not daemons
+    shutil.rmtree(fake)
