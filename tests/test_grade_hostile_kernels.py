@@ -1,0 +1,145 @@
+"""Hostile notebooks graded end to end in the sandbox (one small batch, short timeouts): cells that loop or sleep
+are interrupted inside bubblewrap as outside it; cells that ignore interrupts cost their own notebook a re-run
+each but never a later exercise's points, however few kernel starts are allowed; an output flood is reported even
+when the notebook is re-run; the sandbox's /proc names neither the submissions nor the results; and nothing of the
+run is left in the results folder or in /tmp."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import tempfile
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from utils import grade
+from utils.checks.core import REGISTRY
+from utils.notebooks import setup_cell_source
+from utils.reference import lesson01
+
+NB_NAME = "01_dataset.ipynb"
+LESSON01 = [name for lesson, name, _ in grade.points_table() if lesson == "01"]
+POINTS = {name: REGISTRY[name].points for name in LESSON01}
+# cell_timeout leaves room for the imports cell on a busy 2-core machine; one kernel start per notebook at most,
+# besides the re-runs that leave out a cell that would not stop
+SETTINGS = dict(cell_timeout=20, exercise_timeout=60, submission_timeout=600, memory_mb=4000, disk_mb=64,
+                max_procs=128, max_kernel_starts=1, seed=4321)
+IMPORTS = """\
+import string
+import einops
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+import utils
+from utils.checks import *
+from utils.data import VOCAB_EASY, VOCAB_HARD
+"""
+
+
+def notebook(*cells: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(setup_cell_source()), nbformat.v4.new_code_cell(IMPORTS)]
+    nb.cells += [nbformat.v4.new_code_cell(textwrap.dedent(c)) for c in cells]
+    return nb
+
+
+def correct_cells() -> list[str]:
+    return [inspect.getsource(getattr(lesson01, n)) + "\n" for n in LESSON01]
+
+
+def proc_cell(*secrets: str) -> str:
+    """A cell that fails with the list of host paths and variables it found in the sandbox's /proc."""
+    return f"""\
+    import os
+    found = []
+    texts = {{}}
+    for pid in [p for p in os.listdir("/proc") if p.isdigit()] + ["self"]:
+        for what in ("mountinfo", "environ", "cmdline"):
+            try:
+                texts[pid + "/" + what] = open(f"/proc/{{pid}}/{{what}}", "rb").read().decode(errors="replace")
+            except OSError:
+                pass
+    for where, text in texts.items():
+        found += [f"{{where}}: {{s}}" for s in {list(secrets)!r} if s in text]
+    init_env = {{item.split("=", 1)[0] for item in texts.get("1/environ", "").split("\\0") if item}}
+    found += [f"1/environ: {{name}}" for name in sorted(init_env - {{"PATH"}})]
+    raise RuntimeError(f"LEAKS {{found}}")
+    """
+
+
+IGNORES_INTERRUPTS = """\
+import signal
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+while True:
+    pass
+"""
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    subs = tmp_path_factory.mktemp("hostile-submissions")
+    out = tmp_path_factory.mktemp("hostile-results")
+    learners = {
+        # plain loops: interrupted at the cell limit in the sandbox, one kernel, one run; /proc probed meanwhile
+        "loops": notebook("while True:\n    pass\n", "import time\ntime.sleep(10**6)\n",
+                          proc_cell(str(subs), str(out), str(Path(tempfile.gettempdir()) / "pytest-of")),
+                          *correct_cells()),
+        # a flood, then two cells that ignore interrupts, then every exercise right
+        "stubborn": notebook("print('x' * 3_000_000)\n", IGNORES_INTERRUPTS, IGNORES_INTERRUPTS, *correct_cells()),
+    }
+    for learner, nb in learners.items():
+        (subs / learner).mkdir()
+        nbformat.write(nb, subs / learner / NB_NAME)
+    before = set(Path(tempfile.gettempdir()).glob("codebreak-*"))
+    results = grade.grade_all(subs, out, jobs=2, settings=grade.Settings(**SETTINGS), progress=False)
+    left = set(Path(tempfile.gettempdir()).glob("codebreak-*")) - before
+    return subs, out, {r["learner"]: r for r in results}, left
+
+
+def scores(result: dict) -> dict[str, float]:
+    return {name: result["exercises"][name]["score"] for name in LESSON01}
+
+
+@pytest.mark.slow
+def test_loops_are_interrupted_in_the_sandbox(graded):
+    r = graded[2]["loops"]
+    assert scores(r) == POINTS, r
+    problems = [msg for tag, msg in r["problems"]]
+    assert sum("was interrupted" in m for m in problems) == 2, problems
+    assert not any("would not stop" in m for m in problems), problems
+    nb = r["notebooks"][NB_NAME]
+    assert nb["runs"] == 1 and nb["kernel_starts"] == 1, nb
+
+
+@pytest.mark.slow
+def test_cells_that_ignore_interrupts_cost_only_their_own_notebook(graded):
+    r = graded[2]["stubborn"]
+    assert scores(r) == POINTS, r  # more such cells than kernel starts allowed, and still every point
+    problems = [msg for tag, msg in r["problems"]]
+    assert sum("would not stop" in m for m in problems) == 2, problems
+    assert r["notebooks"][NB_NAME]["runs"] == 3
+
+
+@pytest.mark.slow
+def test_a_flood_is_reported_when_the_notebook_is_rerun(graded):
+    r = graded[2]["stubborn"]
+    assert "output-flood" in r["status"], r["problems"]
+    assert sum(tag == "output-flood" for tag, _ in r["problems"]) == 1
+
+
+@pytest.mark.slow
+def test_proc_names_nothing_of_the_host(graded):
+    errors = graded[2]["loops"]["notebooks"][NB_NAME]["cell_errors"]
+    leaks = [e["error"] for e in errors if "LEAKS" in e["error"]]
+    assert leaks == ["RuntimeError: LEAKS []"], errors
+
+
+@pytest.mark.slow
+def test_nothing_left_in_the_results_or_tmp(graded):
+    subs, out, results, left = graded
+    assert not (out / ".tmp").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["feedback", "grades.csv", "grades.json", "results", "skipped.txt"]
+    assert not left, left
