@@ -428,7 +428,7 @@ def test_escape_attempts_reach_nothing(graded):
         except OSError:
             pass
     assert not left
-    assert not list((out / ".tmp").glob("run-*")), "the run's temporary folder was not removed"
+    assert not run_dirs(os.getpid()) and not (out / ".tmp").exists(), "the run's temporary folder was not removed"
 
 
 @pytest.mark.slow
@@ -467,7 +467,7 @@ def test_rerun_skips_graded_and_regrades_changed(graded, tmp_path):
     after3 = {p.name: p.stat().st_mtime_ns for p in (out2 / "results").glob("*.json")}
     assert after3["nothing.json"] != before["nothing.json"]
     assert not [p for p in out2.rglob("*.tmp") if p.is_file()]  # no half-written results
-    assert not list((out2 / ".tmp").glob("run-*"))  # no run's temporary folder left behind
+    assert not run_dirs(os.getpid()) and not (out2 / ".tmp").exists()  # no run's temporary folder left behind
 
 
 @pytest.mark.slow
@@ -483,7 +483,7 @@ def test_a_signal_stops_everything_at_once(tmp_path, signum):
     proc = subprocess.Popen([sys.executable, "-m", "utils.grade", str(subs), "--out", str(out), "-j", "1",
                              "--cell-timeout", "600"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 400
-    while time.time() < deadline and not list((out / ".tmp").glob("run-*/learner-*/notebooks")):
+    while time.time() < deadline and not [d for d in run_dirs(proc.pid) if list(d.glob("learner-*/notebooks"))]:
         time.sleep(1)
     while time.time() < deadline and not kernels() & descendants(proc.pid):
         time.sleep(1)
@@ -495,9 +495,16 @@ def test_a_signal_stops_everything_at_once(tmp_path, signum):
     proc.wait(timeout=60)
     assert time.time() - started < 30
     time.sleep(2)
-    assert not list((out / ".tmp").glob("run-*"))
+    assert not run_dirs(proc.pid)  # the course copy, the learners' folders and the kernels' socket folders
     assert not kernels() & running
     assert not list((out / "results").glob("*.json"))  # nobody finished, and nobody else was started
+
+
+def run_dirs(pid: int) -> list[Path]:
+    """The temporary folders of the grader process `pid` (batch.make_run_dir)."""
+    import tempfile
+
+    return list(Path(tempfile.gettempdir()).glob(f"codebreak-run-{pid}-*"))
 
 
 def descendants(root: int) -> set[str]:
@@ -517,7 +524,7 @@ def descendants(root: int) -> set[str]:
 
 
 def kernels() -> set[str]:
-    """Processes of the grader's kernels (their connection files live in /tmp/codebreak-kernel-*)."""
+    """Processes of the grader's kernels (their connection files live in .../codebreak-kernel-*)."""
     found = set()
     for p in Path("/proc").iterdir():
         try:

@@ -55,16 +55,16 @@ class NotebookSpec:
 
 @dataclasses.dataclass
 class SandboxSpec:
-    """How the worker launches each kernel (see sandbox.py). mode: "bwrap" (the sandbox), "user" (a plain kernel
-    run as an unprivileged user, where bwrap cannot start but the grader is root: Gradescope) or "none" (a plain
-    kernel as the grader's own user: trusted submissions only)."""
+    """How the worker launches each kernel (see sandbox.py). mode: "bwrap" (the sandbox) or "none" (a plain kernel
+    as the grader's own user: trusted submissions only). uid: the unprivileged uid leased for this sandbox alone
+    (sandbox.UidPool) when the grader runs as root, else None."""
 
     mode: str
     course: str  # the pristine course library (utils/ without answers, data/), mounted read-only
     uid: Optional[int] = None  # run as this unprivileged user (when the grader runs as root)
     memory_mb: int = 6000
     file_mb: int = 1024
-    disk_mb: int = 512  # size of each private tmpfs (cwd and /tmp)
+    disk_mb: int = 512  # size of each private tmpfs (cwd, /tmp and /dev/shm)
     max_procs: int = 256  # processes and threads
     cpu_seconds: int = 3600
 
@@ -73,7 +73,7 @@ class SandboxSpec:
 class Job:
     """Everything the worker needs for one learner (sent as JSON on its stdin)."""
 
-    private: str  # worker-only folder: notebooks, argument files, runtime, progress.json
+    private: str  # worker-only folder: notebooks, argument files, each kernel's socket folder, progress.json
     deadline: float
     cell_timeout: int
     exercise_timeout: int
