@@ -70,6 +70,25 @@ def proc_cell(*secrets: str) -> str:
     """
 
 
+FILL_SOCKET_FOLDER = """\
+import os
+args = open("/proc/self/cmdline", "rb").read().split(b"\\0")
+folder = os.path.dirname(args[args.index(b"-f") + 1].decode())
+written, names = 0, []
+try:
+    while written < 100 * 2**20:  # 2 MB files (under the file-size limit) up to 100 MB
+        names.append(os.path.join(folder, f"fill{len(names)}"))
+        with open(names[-1], "wb") as f:
+            f.write(b"x" * 2**21)
+        written += 2**21
+except OSError:
+    pass
+for name in names:
+    if os.path.exists(name):
+        os.remove(name)
+raise RuntimeError(f"SOCKETDIR {written >> 20} MB")
+"""
+
 IGNORES_INTERRUPTS = """\
 import signal
 signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -86,6 +105,7 @@ def graded(tmp_path_factory):
         # plain loops: interrupted at the cell limit in the sandbox, one kernel, one run; /proc probed meanwhile
         "loops": notebook("while True:\n    pass\n", "import time\ntime.sleep(10**6)\n",
                           proc_cell(str(subs), str(out), str(Path(tempfile.gettempdir()) / "pytest-of")),
+                          FILL_SOCKET_FOLDER,
                           *correct_cells()),
         # a flood, then two cells that ignore interrupts, then every exercise right
         "stubborn": notebook("print('x' * 3_000_000)\n", IGNORES_INTERRUPTS, IGNORES_INTERRUPTS, *correct_cells()),
@@ -135,6 +155,18 @@ def test_proc_names_nothing_of_the_host(graded):
     errors = graded[2]["loops"]["notebooks"][NB_NAME]["cell_errors"]
     leaks = [e["error"] for e in errors if "LEAKS" in e["error"]]
     assert leaks == ["RuntimeError: LEAKS []"], errors
+
+
+@pytest.mark.slow
+def test_the_socket_folder_is_size_limited_too(graded):
+    """The one folder a kernel writes outside its own tmpfs: a tmpfs of --disk-mb (64 MB here) when grading as root
+    (the README says what a grader that is not root cannot limit)."""
+    errors = graded[2]["loops"]["notebooks"][NB_NAME]["cell_errors"]
+    found = [e["error"] for e in errors if "SOCKETDIR" in e["error"]]
+    assert len(found) == 1, errors
+    written = int(found[0].split()[-2])
+    if os.geteuid() == 0:
+        assert written <= 64, found
 
 
 @pytest.mark.slow

@@ -90,12 +90,15 @@ def worker_env(private: Path) -> dict[str, str]:
             "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def limit_worker() -> None:
+def limit_worker(private_mounts: bool = False) -> None:
     """In the worker, before exec: a soft address-space limit (the kernel launcher sets its own, lower or higher),
-    so that nothing a kernel sends can make the worker exhaust the grader's machine."""
+    so that nothing a kernel sends can make the worker exhaust the grader's machine; as root, a mount namespace of
+    its own (the kernels' socket folders are tmpfs mounted there, gone with the worker however it ends)."""
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     soft = WORKER_MEMORY_MB * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+    if private_mounts:
+        sandbox.private_mount_namespace()
 
 
 def kill_group(pgid: int) -> None:
@@ -195,7 +198,8 @@ class Grader:
                    exercise_timeout=s.exercise_timeout, max_output_chars=s.max_output_chars, flood_chars=s.flood_chars,
                    max_notebook_bytes=MAX_NOTEBOOK_BYTES, max_result_bytes=MAX_RESULT_BYTES,
                    max_kernel_starts=s.max_kernel_starts, env=env, sandbox=spec, notebooks=specs, kernel_cwd=cwd,
-                   kernel_args_dir=args_dir, parent_pid=os.getpid())
+                   kernel_args_dir=args_dir, parent_pid=os.getpid(),
+                   private_mounts=s.sandbox == "bwrap" and os.geteuid() == 0)
 
     def plain_kernel_dirs(self, private: Path, threads: int) -> tuple[dict, str, str]:
         """--no-sandbox: a copy of the course in the learner's folder, the kernel's cwd inside it."""
@@ -208,7 +212,8 @@ class Grader:
         with log:
             proc = subprocess.Popen(sandbox.bootstrap_argv("runner"), stdin=subprocess.PIPE, stdout=log,
                                     stderr=subprocess.STDOUT, cwd=private, env=worker_env(private),
-                                    start_new_session=True, preexec_fn=limit_worker)
+                                    start_new_session=True,
+                                    preexec_fn=lambda: limit_worker(job.private_mounts))
             with self._lock:
                 self._procs.add(proc)
             try:

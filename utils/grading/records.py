@@ -88,6 +88,7 @@ class Job:
     kernel_cwd: str = ""  # the kernel's working folder (sandbox: /course/notebooks)
     kernel_args_dir: str = ""  # where the kernel reads the argument files (sandbox: read-only mount)
     parent_pid: int = 0
+    private_mounts: bool = False  # the worker runs in a mount namespace of its own (root): sized socket folders
 
 
 @dataclasses.dataclass

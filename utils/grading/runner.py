@@ -223,6 +223,8 @@ class Runner:
         name = secrets.token_hex(4)
         self.remove_runtime()
         runtime = self.runtime = Path(tempfile.mkdtemp(prefix="codebreak-kernel-", dir=self.private))
+        if self.job.sandbox.mode == "bwrap" and self.job.private_mounts:  # root: a size-limited socket folder
+            sandbox.mount_tmpfs(runtime, max(16, self.job.sandbox.disk_mb))
         kernel = self.write_kernelspec(name, runtime)
         ksm = KernelSpecManager(kernel_dirs=[str(self.private / "kernels")])
         extra = dict(transport="ipc", ip=str(runtime / f"k{name}")) if self.job.sandbox.mode == "bwrap" else {}
@@ -241,6 +243,8 @@ class Runner:
 
     def remove_runtime(self) -> None:
         if self.runtime is not None:
+            if self.job.private_mounts:
+                sandbox.unmount(self.runtime)
             sandbox.remove_tree(self.runtime)
             self.runtime = None
 

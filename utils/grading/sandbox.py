@@ -315,7 +315,27 @@ def expose(paths: list[str], uid: int) -> None:
         os.close(fds[path])
 
 
-MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE, MNT_DETACH = 2, 4, 4096, 16384, 1 << 18, 2
+
+
+def private_mount_namespace() -> None:
+    """As root: this process (and what it starts) gets mounts of its own, gone when the last of them exits."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(0x00020000) != 0 or libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "private mount namespace: " + os.strerror(ctypes.get_errno()))
+
+
+def mount_tmpfs(path: str | os.PathLike, size_mb: int) -> None:
+    """As root, in the worker's private mount namespace: a tmpfs of `size_mb` (root's, mode 0700) on `path`, so
+    that the one folder a kernel may write outside its own tmpfs (its socket folder) is size-limited too."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    options = f"size={size_mb}m,nr_inodes=4096,mode=0700,uid=0,gid=0".encode()
+    if libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
+        raise OSError(ctypes.get_errno(), f"tmpfs on {path}: {os.strerror(ctypes.get_errno())}")
+
+
+def unmount(path: str | os.PathLike) -> None:
+    ctypes.CDLL(None, use_errno=True).umount2(os.fsencode(path), MNT_DETACH)
 
 
 def drop_privileges(uid: int | None) -> None:
