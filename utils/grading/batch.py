@@ -163,7 +163,8 @@ class Grader:
         return result
 
     # -----------------------------------------------------------------------------------------------------
-    def prepare(self, notebooks: dict[str, bytes], to_run: dict[str, str], private: Path, uid: int | None) -> Job:
+    def prepare(self, notebooks: dict[str, bytes], to_run: dict[str, str], private: Path,
+                uid: int | None = None) -> Job:
         """Write the notebooks and every case's inputs into `private`; the worker's job."""
         s = self.settings
         for d in ("notebooks", "args", "out", "home", "tmp", "runtime"):  # runtime: jupyter's, never the kernel's
