@@ -33,7 +33,7 @@ from ..checks.core import GRADING_ENV
 from . import sandbox, slicing
 from .records import Job, NotebookSpec, ExerciseSpec, SandboxSpec, progress_from_json, Progress, NotebookRun, to_json
 from .runner import code_cells
-from .reports import build_reports, summarize, write_atomic
+from .reports import build_reports, summarize, terminal, write_atomic
 from .scoring import References, exercises_of, library_versions, points_table, score_exercise
 from .submissions import MAX_NOTEBOOK_BYTES, Submission, find_submissions, submission_hash
 
@@ -323,7 +323,7 @@ def grade_all(submissions_dir: Path, out: Path, jobs: int = 1, redo: bool = Fals
                                                           submission_hash(*s.read()), grader.fingerprint)]
     bar = tqdm(total=len(todo), desc="grading", unit="learner", disable=not progress)
     for line in skipped:
-        bar.write(line)
+        bar.write(terminal(line))
     if len(todo) < len(subs):
         bar.write(f"{len(subs) - len(todo)} learner(s) already graded (use --redo to grade them again)")
 
@@ -350,7 +350,7 @@ def grade_all(submissions_dir: Path, out: Path, jobs: int = 1, redo: bool = Fals
         for fut in concurrent.futures.as_completed(futures):
             r = fut.result()
             if r is not None:
-                bar.set_postfix_str(f"{r['learner']}: {r['total']:g}/{r['max']:g}")
+                bar.set_postfix_str(terminal(f"{r['learner']}: {r['total']:g}/{r['max']:g}"))
                 bar.update()
     except KeyboardInterrupt:
         bar.write("interrupted: stopping every worker and kernel; learners already graded are kept")
