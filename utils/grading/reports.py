@@ -21,6 +21,7 @@ from ..checks.core import REGISTRY
 from .scoring import points_table
 
 INFO_TAGS = ("merged", "renamed", "copied-library")  # reported in the notes; the learner's status stays "ok"
+INSTRUCTOR_ONLY = ("copied-library",)  # in grades.csv's notes, not in the learner's feedback
 
 ESCAPE_SEQUENCE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\\\)?|[@-Z\\-_])")
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -89,7 +90,7 @@ def summarize(result: dict) -> None:
             tags.append(tag)
     if any(e.get("grader_error") for e in result["exercises"].values()) and "grader-error" not in tags:
         tags.append("grader-error")
-    if any(any(c["status"] == "library" for c in e["cases"]) for e in result["exercises"].values()):
+    if any(e.get("library") or any(c["status"] == "library" for c in e["cases"]) for e in result["exercises"].values()):
         tags.append("library-version")
     result["status"] = "ok" if not tags else " ".join(tags)
     notes = [msg for _, msg in result["problems"]]
@@ -120,9 +121,10 @@ def exercise_feedback(name: str, e: dict) -> list[str]:
 def feedback_markdown(result: dict) -> str:
     lines = [f"# Grading feedback: {md_text(result['learner'])}", "",
              f"**Total: {result['total']:g} / {result['max']:g} points.**", ""]
-    if result["problems"]:
+    if any(tag not in INSTRUCTOR_ONLY for tag, _ in result["problems"]):
         lines.append("Problems while running your notebooks:")
-        lines += [f"- {md_text(msg)}" for _, msg in dict.fromkeys(map(tuple, result["problems"]))]
+        lines += [f"- {md_text(msg)}" for tag, msg in dict.fromkeys(map(tuple, result["problems"]))
+                  if tag not in INSTRUCTOR_ONLY]
         lines.append("")
     by_lesson: dict[str, list[str]] = {}
     for lesson, name, _ in points_table():
