@@ -179,3 +179,12 @@ def test_case_files_are_hidden_until_the_exercises_own_call(tmp_path):
     probe.grade_exercise(client, ex, NotebookRun())
     assert seen["during"] == sorted(ex.args)
     assert list((private / "args").iterdir()) == []
+
+
+def test_code_that_defeats_the_analysis_is_refused_not_crashed():
+    deep = "x = " + "+".join(["1"] * 20000)  # parses where the recursion limit is raised, not here
+    cells = [deep, "def rotation_averaged_probs(*a):\n    return x"]
+    a = lr.Analysis.safely(cells, (), frozenset())
+    assert "nested too deeply" in a.verdict(REGISTRY[RAP])
+    assert "could not analyse" in lr.Unanalysable("RecursionError").verdict(REGISTRY[RAP])
+    assert a.verdict(REGISTRY["rotate_text"]) is None  # no library version: nothing to check

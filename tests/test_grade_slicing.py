@@ -187,3 +187,8 @@ def test_the_slicer_is_linear_and_gives_up_over_its_budget(monkeypatch):
     monkeypatch.setattr(slicing, "MAX_SOURCE_CHARS", 10**9)
     monkeypatch.setattr(slicing, "MAX_SECONDS", 0.0)
     assert skippable_cells([c + " " for c in cells], {c.strip() for c in course}, {"answer"}) == []
+
+
+def test_code_nested_deeper_than_the_analysis_runs_every_cell():
+    cells = [SETUP, ANSWER, "x = " + "+".join(["1"] * 20000), "print(answer(data))"]
+    assert skipped(cells, course={0, 3}) == []

@@ -276,14 +276,14 @@ def for_notebook(path, lesson: str, run=None, skipped: Iterable[int] = ()) -> "A
     if sources is None:
         return None
     uncertain = set(skipped) | {int(e.get("cell", 0)) - 1 for e in (getattr(run, "cell_errors", None) or [])}
-    return Analysis(sources, uncertain, course_templates().get(lesson, frozenset()))
+    return Analysis.safely(sources, uncertain, course_templates().get(lesson, frozenset()))
 
 
 def parse_cell(source: str) -> ast.Module | None:
     """A code cell as Python (IPython magics and `!` lines translated as IPython would), or None."""
     try:
         return ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         pass
     try:
         from IPython.core.inputtransformer2 import TransformerManager
@@ -291,6 +291,17 @@ def parse_cell(source: str) -> ast.Module | None:
         return ast.parse(TransformerManager().transform_cell(source))
     except Exception:
         return None
+
+
+def too_deep(source: str) -> bool:
+    """Does `source` fail to parse only because it is nested deeper than this process's recursion limit?"""
+    try:
+        ast.parse(source)
+    except (RecursionError, MemoryError):
+        return True
+    except Exception:
+        return False
+    return False
 
 
 @dataclasses.dataclass
@@ -321,12 +332,23 @@ class Analysis:
         uncertain = set(uncertain)
         for i, src in enumerate(sources):
             tree = parse_cell(src)
+            learner = template_key(src) not in course
             if tree is None:
                 if src.strip():
                     self.unparsed.append(i + 1)
+                if learner and too_deep(src):  # the kernel may compile it (a higher recursion limit): not followed
+                    self.dynamic_writes.append(f"a cell nested too deeply to analyse (cell {i + 1})")
                 continue
-            learner = template_key(src) not in course
             self.read_block(tree.body, replace=i not in uncertain, cell=i + 1, learner=learner)
+
+    @classmethod
+    def safely(cls, sources: list[str], uncertain: Iterable[int] = (), course: set[str] = frozenset()) -> "Analysis":
+        """The analysis, or where the notebook's code defeats it (nested too deep ...) one that refuses every
+        exercise with a library version, saying why."""
+        try:
+            return cls(sources, uncertain, course)
+        except (RecursionError, MemoryError, ValueError, TypeError) as e:
+            return Unanalysable(f"{e.__class__.__name__}")
 
     # ------------------------------------------------------------------ what the notebook binds
     def bind(self, name: str, node: ast.AST, replace: bool) -> None:
@@ -674,7 +696,10 @@ class Analysis:
         banned = forbidden(ex)
         if not banned:
             return None
-        objects, modules, dynamic = self.reach(ex.name)
+        try:
+            objects, modules, dynamic = self.reach(ex.name)
+        except (RecursionError, MemoryError, ValueError, TypeError) as e:
+            return Unanalysable(e.__class__.__name__).verdict(ex)
         hits = sorted(q for q in objects if q in banned)
         if hits:
             q = hits[0]
@@ -692,7 +717,10 @@ class Analysis:
         learner = [n for n in self.bindings.get(ex.name, []) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
         if not learner:
             return None
-        mine = shape(learner[-1])
+        try:
+            mine = shape(learner[-1])
+        except (RecursionError, MemoryError):
+            return None
         for q in sorted(equivalents(ex)):
             obj = library_functions().get(q)
             try:
@@ -701,6 +729,22 @@ class Analysis:
                 continue
             if mine and mine == theirs:
                 return f"`{ex.name}` is the code of `{q}` with at most names changed (copied from the library?)"
+        return None
+
+
+class Unanalysable:
+    """A notebook whose code the analysis cannot read: every exercise with a library version scores 0."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def verdict(self, ex) -> str | None:
+        if not forbidden(ex):
+            return None
+        return (f"the grader could not analyse your notebook's code ({self.why}: nested too deeply?), so it cannot "
+                f"check that `{ex.name}` does not use the course library's version: this exercise scores 0")
+
+    def copied(self, ex) -> None:
         return None
 
 

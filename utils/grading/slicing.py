@@ -73,8 +73,12 @@ def parse(source: str) -> ast.Module | None:
 
 @functools.lru_cache(maxsize=4096)  # the course's cells recur in every learner's notebooks
 def analyse(source: str) -> "Cell | None":
-    tree = parse(source)
-    return None if tree is None else Cell(tree)
+    """None: not analysable (IPython syntax, a syntax error, or nested deeper than the analysis recurses)."""
+    try:
+        tree = parse(source)
+        return None if tree is None else Cell(tree)
+    except (RecursionError, MemoryError):
+        return None
 
 
 DEFERRED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
