@@ -76,6 +76,7 @@ def test_a_blank_notebook_with_a_star_import_gets_no_point():
     ["def rotation_averaged_probs(*a):\n    return __import__('utils.analysis').analysis.rotation_averaged_probs(*a)"],
     ["def rotation_averaged_probs(*a):\n    return analysis.position_comparison(*a)"],  # a library wrapper
     ["from utils.analysis import rotation_averaged_probs as r\nrotation_averaged_probs = r"],
+    ["u = utils", "def rotation_averaged_probs(*a):\n    return u.analysis.rotation_averaged_probs(*a)"],
 ])
 def test_every_way_to_call_the_library_version_scores_zero(cells):
     why = verdict("03", cells, RAP)
@@ -89,6 +90,9 @@ def test_every_way_to_call_the_library_version_scores_zero(cells):
     ["def rotation_averaged_probs(*a):\n    import sys\n    return sys.modules['utils.analysis'].x(*a)"],
     ["globals()['rotation_averaged_probs'] = analysis.rotation_averaged_probs"],
     ["import threading\nthreading.Thread(target=print).start()"],  # code that runs while the graded call waits
+    ["import signal\nsignal.signal(signal.SIGALRM, print)\nsignal.setitimer(signal.ITIMER_REAL, 1)"],
+    ["import subprocess\nsubprocess.Popen(['sleep', '100'])"],
+    ["!nohup python -c 'print(1)' &"],
     ["import torch\ntorch.Tensor.sum = lambda self, *a, **k: 0"],  # a patch that runs learner code inside the call
     ["def rotation_averaged_probs(*a):\n    return torch.load('answer.pt', weights_only=False)"],
     ["import mymodule\nrotation_averaged_probs = mymodule.f"],  # a module the notebook wrote itself
@@ -106,6 +110,13 @@ def test_honest_notebooks_are_never_caught():
         analysis_ = lr.Analysis(sources, (), lr.course_templates()[lesson])
         for ex in (ex for ex in REGISTRY.values() if ex.lesson == lesson):
             assert analysis_.verdict(ex) is None, (path.name, ex.name, analysis_.verdict(ex))
+
+
+def test_ordinary_settings_and_own_names_are_not_dynamic():
+    honest = ['import plotly.io as pio\npio.renderers.default = "notebook"', "import torch\ntorch.set_printoptions(4)",
+              "import os, signal\nos.kill(os.getpid(), 0)", "!pip list", "!ls -la",
+              "def compile(x):\n    return x", "def rotation_averaged_probs(x, *a):\n    return compile(x)"]
+    assert verdict("03", honest, RAP) is None
 
 
 def test_names_are_scoped_and_the_last_binding_counts():

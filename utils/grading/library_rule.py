@@ -67,11 +67,17 @@ DYNAMIC_ATTRS = {"__globals__", "__code__", "__closure__", "__dict__", "__builti
                  "CodeType"}
 # Ways to run code outside the graded call's own reach (threads, processes, signal handlers, trace hooks, exit
 # hooks): started in a learner's cell, they could compute a library answer while the graded function waits.
-BACKGROUND_MODULES = {"threading", "_thread", "multiprocessing", "concurrent", "subprocess", "signal", "atexit",
-                      "asyncio", "sched", "pty", "weakref"}
+BACKGROUND_MODULES = {"threading", "_thread", "multiprocessing", "concurrent", "asyncio", "sched", "atexit", "pty",
+                      "weakref"}  # importing one is enough: an honest lesson notebook has no use for them
 BACKGROUND_CALLS = {"fork", "forkpty", "system", "popen", "spawnl", "spawnv", "spawnlp", "spawnvp", "execv", "execl",
                     "execvp", "execlp", "posix_spawn", "settrace", "setprofile", "register_module_forward_hook",
-                    "register_module_forward_pre_hook", "register_module_full_backward_hook", "finalize"}
+                    "register_module_forward_pre_hook", "register_module_full_backward_hook", "getoutput",
+                    "getstatusoutput"}
+ROOTED_CALLS = {"subprocess": {"Popen", "run", "call", "check_call", "check_output"},
+                "signal": {"signal", "setitimer", "alarm", "pthread_kill"}}  # a handler runs inside the call
+SAFE_SHELL = re.compile(r"^\s*(pip|ls|nvidia-smi|pwd|echo|cat|head|tail|wc|du|df)\b[^&;|`$()<>]*$")
+
+
 # Modules that reach code or names by other means (unpickling, frames, the import system): using one in the
 # graded function's reach is not followed.
 DYNAMIC_MODULES = {"pickle", "marshal", "dill", "cloudpickle", "joblib", "shelve", "runpy", "ctypes", "gc", "inspect",
@@ -293,6 +299,15 @@ def parse_cell(source: str) -> ast.Module | None:
         return None
 
 
+def is_literal(node: ast.AST | None) -> bool:
+    """A constant value (a number, string, tuple of them ...): assigning it runs no code later."""
+    try:
+        ast.literal_eval(node)
+        return True
+    except Exception:
+        return False
+
+
 def too_deep(source: str) -> bool:
     """Does `source` fail to parse only because it is nested deeper than this process's recursion limit?"""
     try:
@@ -388,7 +403,7 @@ class Analysis:
             for target in targets:
                 for name in self.stored_names(target):
                     self.bind(name, stmt, replace and isinstance(target, ast.Name) and not isinstance(stmt, ast.AugAssign))
-                if learner:
+                if learner and not is_literal(stmt.value):
                     self.note_dynamic_store(target, cell)
         elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith)):
             targets = [stmt.target] if isinstance(stmt, (ast.For, ast.AsyncFor)) else \
@@ -478,9 +493,9 @@ class Analysis:
                         self.dynamic_writes.append(f"imports `{module}` (code that runs in the background, cell {cell})")
             if not isinstance(node, ast.Call):
                 continue
-            if isinstance(node.func, ast.Attribute) and node.func.attr in BACKGROUND_CALLS:
+            if isinstance(node.func, ast.Attribute) and self.starts_background(node):
                 self.dynamic_writes.append(f"calls `{node.func.attr}` (code that runs outside the call, cell {cell})")
-            name = node.func.id if isinstance(node.func, ast.Name) else None
+            name = node.func.id if isinstance(node.func, ast.Name) and node.func.id not in self.bindings else None
             if isinstance(node.func, ast.Attribute):
                 name = node.func.attr if node.func.attr not in ("exec", "eval") or self.reaches_namespace(node.func.value) \
                     else None
@@ -497,6 +512,14 @@ class Analysis:
                 self.dynamic_writes.append(f"changes the notebook's namespace with `{name}` (cell {cell})")
             elif name in ("setattr", "delattr") and node.args and self.reaches_namespace(node.args[0]):
                 self.dynamic_writes.append(f"changes a module with `{name}` (cell {cell})")
+
+    def starts_background(self, call: ast.Call) -> bool:
+        """A call that may leave code running (a process, a signal handler, a trace hook). A shell command of a
+        few harmless kinds (`!pip install x`, `!ls`) is not one."""
+        attr = call.func.attr
+        if attr in ("system", "getoutput") and call.args and SAFE_SHELL.match(const_str(call.args[0]) or "&"):
+            return False
+        return attr in BACKGROUND_CALLS or attr in ROOTED_CALLS.get(self.root(call.func.value) or "", ())
 
     def reaches_namespace(self, node: ast.AST) -> bool:
         """Is `node` the notebook's namespace, a module or sys.modules (globals(), vars(), get_ipython() ...)?"""
@@ -564,6 +587,8 @@ class Analysis:
                 self.follow(node, todo, objects, modules, dynamic, attrs)
         if modules and "*" in attrs:
             dynamic.append("`getattr` of a computed name, with a course-library module in reach")
+        if "utils" in modules:  # the package itself: every library module is an attribute away
+            modules |= {m.__name__ for m in library_modules()}
         if modules:  # a library module reached as a value: any attribute name used may be read from it
             for q in library_functions():
                 module, attr = q.rsplit(".", 1)
@@ -586,7 +611,8 @@ class Analysis:
         now, later = split_loads(roots)  # the free names it reads (its functions' own locals left out)
         for name in sorted(now | later):
             todo.append(name)
-            if name in DYNAMIC_CALLS - {"vars"} or name in ("get_ipython", "__builtins__") or name in DYNAMIC_MODULES:
+            builtin = name in DYNAMIC_CALLS - {"vars"} or name in ("get_ipython", "__builtins__") or name in DYNAMIC_MODULES
+            if builtin and name not in self.bindings:  # the builtin or the module, not a function of the notebook's
                 dynamic.append(f"`{name}`")
         for sub in ast.walk(roots):
             if isinstance(sub, (ast.Import, ast.ImportFrom)):  # an import inside a function
@@ -633,6 +659,8 @@ class Analysis:
                                   for k in call.keywords):
             dynamic.append("`load` without weights_only=True (unpickling)")
         if name in ("exec", "eval", "compile") and isinstance(func, ast.Attribute):
+            return
+        if isinstance(func, ast.Name) and func.id in self.bindings:  # the notebook's own function of that name
             return
         if name in ("exec", "eval", "compile"):
             tree = parse_cell(const_str(first)) if const_str(first) is not None else None
