@@ -210,3 +210,32 @@ def test_a_message_cannot_close_its_code_fence():
 def test_terminal_text_has_no_control_characters():
     assert terminal("\x1b[31mred\x1b[0m \x1b]0;title\x07ok\x07\x9b\u202e!") == "red ok!"
     assert terminal("a\nb\rc") == "a bc"
+
+
+def test_a_hostile_submissions_folder_grades_to_the_end(tmp_path, capsys):
+    """End to end without kernels (no readable notebook anywhere): every entry gets a row with a message, the
+    reports are escaped, and nothing raw reaches the terminal."""
+    from utils import grade
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    latin = Path(os.fsdecode(os.fsencode(subs) + b"/Jos\xe9"))
+    latin.mkdir()
+    raw_zip_with_name(latin / "work.zip", b"01_dataset\xff.ipynb", nb_bytes(), utf8_flag=True)
+    (subs / '=HYPERLINK("x","click")').mkdir()
+    with zipfile.ZipFile(subs / '=HYPERLINK("x","click")' / "a.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("01_dataset.ipynb", nb_bytes("x" * 3000))
+    data = bytearray((subs / '=HYPERLINK("x","click")' / "a.zip").read_bytes())
+    data[60] ^= 0xFF  # a corrupt deflate byte
+    (subs / '=HYPERLINK("x","click")' / "a.zip").write_bytes(bytes(data))
+    (subs / "\x1b[31mred<script>").mkdir()
+    out = tmp_path / "out"
+    assert grade.main([str(subs), "--out", str(out), "--no-sandbox"]) == 0
+    rows = list(csv.reader(io.StringIO((out / "grades.csv").read_text())))
+    assert len(rows) == 4 and all(not c.startswith(("=", "+", "-", "@")) for row in rows for c in row)
+    learners = set(json.loads((out / "grades.json").read_text()))
+    assert learners == {"Jos\\xe9", '=HYPERLINK("x","click")', "\x1b[31mred<script>"}
+    for md in (out / "feedback").glob("*.md"):
+        assert "<script" not in md.read_text() and "\x1b" not in md.read_text()
+    captured = capsys.readouterr()
+    assert "\x1b[31m" not in captured.out + captured.err

@@ -35,7 +35,7 @@ from .records import Job, NotebookSpec, ExerciseSpec, SandboxSpec, progress_from
 from .runner import code_cells
 from .reports import build_reports, summarize, terminal, write_atomic
 from .scoring import References, exercises_of, points_table, score_exercise
-from .submissions import MAX_NOTEBOOK_BYTES, Submission, find_submissions, submission_hash
+from .submissions import MAX_NOTEBOOK_BYTES, Submission, display_name, find_submissions, submission_hash
 
 GRADER_VERSION = 2
 MAX_RESULT_BYTES = 64 * 2**20  # one case's output
@@ -97,7 +97,7 @@ def kill_group(pgid: int) -> None:
 
 
 def new_result(sub: Submission, fingerprint: str, key_hash: str, seed: int, problems: list) -> dict[str, Any]:
-    return {"learner": sub.learner, "key": sub.key, "submission": " + ".join(p.name for p in sub.paths),
+    return {"learner": sub.learner, "key": sub.key, "submission": " + ".join(display_name(p.name) for p in sub.paths),
             "grader": fingerprint, "hash": key_hash, "seed": seed, "notebooks": {}, "exercises": {},
             "problems": [list(p) for p in problems], "timings": {}}
 
