@@ -77,6 +77,7 @@ def test_a_blank_notebook_with_a_star_import_gets_no_point():
     ["def rotation_averaged_probs(*a):\n    return analysis.position_comparison(*a)"],  # a library wrapper
     ["from utils.analysis import rotation_averaged_probs as r\nrotation_averaged_probs = r"],
     ["u = utils", "def rotation_averaged_probs(*a):\n    return u.analysis.rotation_averaged_probs(*a)"],
+    ["def rotation_averaged_probs(*a):\n    return torch.sys.modules['utils.analysis'].rotation_averaged_probs(*a)"],
 ])
 def test_every_way_to_call_the_library_version_scores_zero(cells):
     why = verdict("03", cells, RAP)
@@ -96,6 +97,9 @@ def test_every_way_to_call_the_library_version_scores_zero(cells):
     ["import torch\ntorch.Tensor.sum = lambda self, *a, **k: 0"],  # a patch that runs learner code inside the call
     ["def rotation_averaged_probs(*a):\n    return torch.load('answer.pt', weights_only=False)"],
     ["import mymodule\nrotation_averaged_probs = mymodule.f"],  # a module the notebook wrote itself
+    ["def rotation_averaged_probs(*a):\n    m = getattr(getattr(torch, 'sy' + 's'), 'mod' + 'ules')['utils.analysis']\n"
+     "    return getattr(m, 'rotation_' + 'averaged_probs')(*a)"],
+    ["def rotation_averaged_probs(*a):\n    return vars(torch)['sys']"],
 ])
 def test_what_cannot_be_followed_scores_zero_with_the_construct_named(cells):
     why = verdict("03", cells, RAP)
@@ -115,7 +119,10 @@ def test_honest_notebooks_are_never_caught():
 def test_ordinary_settings_and_own_names_are_not_dynamic():
     honest = ['import plotly.io as pio\npio.renderers.default = "notebook"', "import torch\ntorch.set_printoptions(4)",
               "import os, signal\nos.kill(os.getpid(), 0)", "!pip list", "!ls -la",
-              "def compile(x):\n    return x", "def rotation_averaged_probs(x, *a):\n    return compile(x)"]
+              "def compile(x):\n    return x",
+              "def helper(model, names=('W_Q',)):\n    return [getattr(b.attn, n) for b in model.blocks for n in names]"
+              + "\n\ndef uses(model):\n    return [m for m in model.modules()]",
+              "def rotation_averaged_probs(model, *a):\n    return compile(helper(model)), uses(model)"]
     assert verdict("03", honest, RAP) is None
 
 

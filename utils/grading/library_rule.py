@@ -344,6 +344,7 @@ class Analysis:
         self.dynamic_writes: list[str] = []  # constructs in the learner's cells that bind names we cannot see
         self.unparsed: list[int] = []
         self.imported: set[str] = set()  # every name an import statement binds (modules, and names from them)
+        self.plain_locals: dict[int, set[str]] = {}
         uncertain = set(uncertain)
         for i, src in enumerate(sources):
             tree = parse_cell(src)
@@ -430,8 +431,8 @@ class Analysis:
         return [n.id for n in ast.walk(target) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
 
     def module_value(self, name: str, cell: int, learner: bool) -> Value:
-        if name == "utils" or name.startswith("utils."):
-            return Value(modules={name}) if is_library_module(name) else Value()
+        if name == "utils" or name.startswith("utils."):  # the checks' modules hold library functions too
+            return Value(modules={name})
         if learner and name.split(".")[0] not in sys.builtin_module_names:
             try:
                 known = importlib.util.find_spec(name.split(".")[0]) is not None
@@ -608,6 +609,8 @@ class Analysis:
             return
         from .slicing import split_loads
 
+        called = {id(n.func) for n in ast.walk(roots) if isinstance(n, ast.Call)}
+        self.plain_locals = parameter_scopes(roots)
         now, later = split_loads(roots)  # the free names it reads (its functions' own locals left out)
         for name in sorted(now | later):
             todo.append(name)
@@ -632,6 +635,8 @@ class Analysis:
                 attrs.add(sub.attr)
                 if sub.attr in DYNAMIC_ATTRS and not isinstance(sub.ctx, ast.Store):
                     dynamic.append(f"`.{sub.attr}`")
+                elif sub.attr == "modules" and id(sub) not in called:  # sys.modules, not nn.Module.modules()
+                    dynamic.append("`.modules`")
                 value = self.chain(sub)
                 if value is not None:
                     objects |= value.objects
@@ -681,6 +686,8 @@ class Analysis:
         elif name in ("getattr", "hasattr", "setattr", "delattr") and len(call.args) >= 2:
             key = const_str(call.args[1])
             base = self.expression_value(call.args[0])
+            if key in DYNAMIC_ATTRS or key in DYNAMIC_MODULES or key == "modules":
+                dynamic.append(f"`{name}` of `{key}`")
             if key is not None:
                 attrs.add(key)
                 if base is not None:
@@ -689,12 +696,18 @@ class Analysis:
                     modules |= found.modules
             elif base is not None and (base.modules or base.objects):
                 dynamic.append(f"`{name}` of a computed name on the course library")
-            elif not self.is_neutral(call.args[0]):
-                attrs.add("*")  # a computed name on an unknown object: refused where a library module is in reach
-        elif name == "vars" and first is not None:
-            base = self.expression_value(first)
-            if base is not None and base.modules:
-                dynamic.append("`vars()` of a library module")
+            elif not self.on_plain_local(call):  # computed names only on the function's own inputs
+                dynamic.append(f"`{name}` of a computed name on `{ast.unparse(call.args[0])[:40]}`")
+        elif name == "vars" and isinstance(func, ast.Name):
+            dynamic.append("`vars()`")
+
+    def on_plain_local(self, call: ast.Call) -> bool:
+        """Is getattr's object rooted at a parameter of the enclosing function (or a loop variable over one)?"""
+        root = call.args[0]
+        while isinstance(root, (ast.Attribute, ast.Subscript)):
+            root = root.value
+        return isinstance(root, ast.Name) and root.id in self.plain_locals.get(id(call), set()) \
+            and root.id not in self.imported
 
     def is_neutral(self, node: ast.AST) -> bool:
         root = node
@@ -758,6 +771,34 @@ class Analysis:
             if mine and mine == theirs:
                 return f"`{ex.name}` is the code of `{q}` with at most names changed (copied from the library?)"
         return None
+
+
+def parameter_scopes(root: ast.AST) -> dict[int, set[str]]:
+    """{id(call): the names that are plain inputs where the call is}: the enclosing functions' parameters (without
+    a default that is not a constant) and loop or comprehension variables over them."""
+    found: dict[int, set[str]] = {}
+    stack: list[tuple[ast.AST, set[str]]] = [(root, set())]
+    while stack:
+        node, plain = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            a = node.args
+            positional = a.posonlyargs + a.args
+            defaults = dict(zip([x.arg for x in positional][len(positional) - len(a.defaults):], a.defaults))
+            defaults.update({x.arg: d for x, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None})
+            names = [x.arg for x in positional + a.kwonlyargs] + [x.arg for x in (a.vararg, a.kwarg) if x]
+            plain = {n for n in names if n not in defaults or is_literal(defaults[n])}
+            for sub in ast.walk(node):  # loop variables over those inputs
+                if isinstance(sub, (ast.For, ast.comprehension)):
+                    it = sub.iter
+                    while isinstance(it, (ast.Attribute, ast.Subscript, ast.Call)):
+                        it = it.func if isinstance(it, ast.Call) and isinstance(it.func, ast.Attribute) else \
+                            (it.args[0] if isinstance(it, ast.Call) and it.args else getattr(it, "value", None))
+                    if isinstance(it, ast.Name) and it.id in plain:
+                        plain |= {n.id for n in ast.walk(sub.target) if isinstance(n, ast.Name)}
+        if isinstance(node, ast.Call):
+            found[id(node)] = plain
+        stack.extend((child, plain) for child in ast.iter_child_nodes(node))
+    return found
 
 
 class Unanalysable:
