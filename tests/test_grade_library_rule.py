@@ -148,6 +148,15 @@ def test_copied_library_code_is_flagged_not_scored():
     assert a.verdict(REGISTRY[RAP]) is None
     assert "copied" in a.copied(REGISTRY[RAP])
     assert lr.Analysis(cells_of(EXERCISES, "03"), (), lr.course_templates()["03"]).copied(REGISTRY[RAP]) is None
+    # one statement added to the copy: still flagged as nearly the library's code
+    edited = renamed.replace("    return ", "    unused = 0\n    return ", 1)
+    a = lr.Analysis(cells_of(EXERCISES, "03") + [edited], (), lr.course_templates()["03"])
+    assert "copied" in (a.copied(REGISTRY[RAP]) or ""), edited
+    # a learner's own, different code is not
+    own = inspect.getsource(__import__("utils.reference.lesson03", fromlist=["x"]).first_char_probs)
+    a = lr.Analysis(cells_of(EXERCISES, "03") + [own.replace("def first_char_probs", f"def {RAP}")], (),
+                    lr.course_templates()["03"])
+    assert a.copied(REGISTRY[RAP]) is None
 
 
 def test_the_verdict_scores_zero_with_the_reason(tmp_path):

@@ -770,6 +770,9 @@ class Analysis:
                 continue
             if mine and mine == theirs:
                 return f"`{ex.name}` is the code of `{q}` with at most names changed (copied from the library?)"
+            ratio = similarity(mine, theirs)
+            if ratio >= COPY_SIMILARITY:
+                return f"`{ex.name}` is {ratio:.0%} the code of `{q}`, names aside (copied from the library?)"
         return None
 
 
@@ -815,6 +818,19 @@ class Unanalysable:
 
     def copied(self, ex) -> None:
         return None
+
+
+COPY_SIMILARITY = 0.9  # share of the syntax tree (names aside) in common with a library version: flagged
+
+
+def similarity(a: str, b: str) -> float:
+    """How much of two `shape`s is in common (difflib's ratio over their tokens); 0 for short functions."""
+    import difflib
+
+    ta, tb = re.findall(r"\w+|[^\w\s]", a), re.findall(r"\w+|[^\w\s]", b)
+    if min(len(ta), len(tb)) < 40:
+        return 0.0
+    return difflib.SequenceMatcher(None, ta, tb, autojunk=False).ratio()
 
 
 def shape(node: ast.AST) -> str:
