@@ -202,9 +202,9 @@ def library_notebook() -> nbformat.NotebookNode:
         "from utils import analysis\n"
         "def implied_first_letter_probs(*args, **kwargs):\n    return analysis.implied_first_letter_probs(*args, **kwargs)\n",
         "rotated_word_tokens = analysis.rotated_word_tokens\n",
-        "import utils.analysis as _lib\n"  # the names the library's module uses, then the learner's own copy
-        "globals().update({k: v for k, v in vars(_lib).items() if not k.startswith('__') and k != 'letter_freqs_by_position'})\n"
-        + own,
+        # the learner's own copy (the star import above gave it the names the library's module uses): it earns its
+        # points, and the instructor's notes say it is the library's code
+        own,
     )
 
 
@@ -410,6 +410,7 @@ def test_library_versions_score_zero_with_a_reason(graded):
             assert "library" in r["exercises"][name]["problem"], r["exercises"][name]
     assert "library-version" in r["status"]
     assert "calls the course library's own version" in (graded[1] / "feedback" / "library.md").read_text()
+    assert "copied from the library" in r["notes"]  # flagged for the instructor, not scored
 
 
 @pytest.mark.slow

@@ -129,3 +129,66 @@ def test_the_grader_passes_the_cells_to_leave_out_and_every_cell_runs_them_all(t
             assert all(skip == [] for skip in skips.values()), skips
         else:
             assert all(len(skip) >= 5 for skip in skips.values()), skips
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Soundness (issue 21, item 7): when in doubt, the course's cell runs
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_cell_that_may_raise_before_rebinding_does_not_make_an_earlier_binding_unneeded():
+    """Cell 3 (the learner's) binds `offset` again, but may raise first: then cell 4 reads cell 2's `offset`."""
+    cells = [SETUP, ANSWER, "offset = data.sum() * 0", "check = undefined_name\noffset = 5",
+             "base = offset", "def answer2(x):\n    return x + base"]
+    assert 2 not in skipped(cells, course={0, 2}, graded={"answer", "answer2"})
+
+
+@pytest.mark.parametrize("access", [
+    "import sys\nshown_again = sys.modules['__main__'].shown",
+    "shown_again = get_ipython().user_ns['shown']",
+    "shown_again = globals()['shown']",
+    "shown_again = vars()['shown']",
+    "shown_again = eval('shown')",
+    "exec('shown_again = shown')",
+    "import inspect\nshown_again = inspect.currentframe().f_globals['shown']",
+    "shown_again = Out[3]",
+    "shown_again = _",
+    "shown_again = _3",
+])
+def test_every_kind_of_dynamic_access_keeps_what_it_could_read(access):
+    cells = [SETUP, ANSWER, "x = 1", "shown = answer(data)\nshown", access]
+    assert 3 not in skipped(cells, course={0, 3})
+
+
+def test_a_graded_function_reaching_the_main_module_keeps_every_cell():
+    cells = [SETUP, "import sys\ndef answer(x):\n    return x * sys.modules['__main__'].factor", "factor = data.sum()"]
+    assert skipped(cells, course={0, 2}) == []
+
+
+def test_the_slicer_is_linear_and_gives_up_over_its_budget(monkeypatch):
+    import time
+
+    from utils.grading import slicing
+
+    def notebook(n: int) -> tuple[list[str], set[str]]:
+        cells = [SETUP, ANSWER] + [f"v{i}_{n} = answer(data) + {i}\nprint(v{i}_{n}.sum())" for i in range(n)]
+        return cells + [f"keep{n} = 1"] * n, {normalized(c) for c in cells}
+
+    times = {}
+    for n in (300, 2400):
+        cells, course = notebook(n)
+        started = time.process_time()
+        assert len(skippable_cells(cells, course, {"answer"})) == n
+        times[n] = time.process_time() - started
+    assert times[2400] < 20 * max(times[300], 0.02), times  # 8 times the cells: not 64 times the time
+    cells, course = notebook(300)
+    monkeypatch.setattr(slicing, "MAX_SOURCE_CHARS", 1000)
+    assert skippable_cells(cells, course, {"answer"}) == []  # over the budget: every cell runs
+    monkeypatch.setattr(slicing, "MAX_SOURCE_CHARS", 10**9)
+    monkeypatch.setattr(slicing, "MAX_SECONDS", 0.0)
+    assert skippable_cells([c + " " for c in cells], {c.strip() for c in course}, {"answer"}) == []
+
+
+def test_code_nested_deeper_than_the_analysis_runs_every_cell():
+    cells = [SETUP, ANSWER, "x = " + "+".join(["1"] * 20000), "print(answer(data))"]
+    assert skipped(cells, course={0, 3}) == []

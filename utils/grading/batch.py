@@ -30,12 +30,12 @@ from typing import Any
 import torch
 
 from ..checks.core import GRADING_ENV
-from . import sandbox, slicing
+from . import library_rule, sandbox, slicing
 from .records import Job, NotebookSpec, ExerciseSpec, SandboxSpec, progress_from_json, Progress, NotebookRun, to_json
 from .runner import code_cells
-from .reports import build_reports, summarize, write_atomic
-from .scoring import References, exercises_of, library_versions, points_table, score_exercise
-from .submissions import MAX_NOTEBOOK_BYTES, Submission, find_submissions, submission_hash
+from .reports import build_reports, summarize, terminal, write_atomic
+from .scoring import References, exercises_of, points_table, score_exercise
+from .submissions import MAX_NOTEBOOK_BYTES, Submission, display_name, find_submissions, submission_hash
 
 GRADER_VERSION = 2
 MAX_RESULT_BYTES = 64 * 2**20  # one case's output
@@ -109,7 +109,7 @@ def kill_group(pgid: int) -> None:
 
 
 def new_result(sub: Submission, fingerprint: str, key_hash: str, seed: int, problems: list) -> dict[str, Any]:
-    return {"learner": sub.learner, "key": sub.key, "submission": " + ".join(p.name for p in sub.paths),
+    return {"learner": sub.learner, "key": sub.key, "submission": " + ".join(display_name(p.name) for p in sub.paths),
             "grader": fingerprint, "hash": key_hash, "seed": seed, "notebooks": {}, "exercises": {},
             "problems": [list(p) for p in problems], "timings": {}}
 
@@ -167,7 +167,7 @@ class Grader:
                 uid: int | None = None) -> Job:
         """Write the notebooks and every case's inputs into `private`; the worker's job."""
         s = self.settings
-        for d in ("notebooks", "args", "out", "home", "tmp", "runtime"):  # runtime: jupyter's, never the kernel's
+        for d in ("notebooks", "args", "cases", "out", "home", "tmp", "runtime"):  # runtime: jupyter's, never the kernel's
             (private / d).mkdir()
         specs = []
         for lesson, name in sorted(to_run.items()):
@@ -179,12 +179,14 @@ class Grader:
                 files = []
                 for i, case in enumerate(cases):
                     files.append(f"{ex.name}-{i}.pt")
-                    torch.save({"args": case.args, "kwargs": case.kwargs}, private / "args" / files[-1])
-                exercises.append(ExerciseSpec(ex.name, files, library_versions(ex)))
+                    # cases/ is the worker's: it puts an exercise's files in args/ (which the kernel sees) only for
+                    # that exercise's grading call, so no earlier cell can read the secret inputs
+                    torch.save({"args": case.args, "kwargs": case.kwargs}, private / "cases" / files[-1])
+                exercises.append(ExerciseSpec(ex.name, files, []))  # the library rule is decided here, not there
             skip = slicing.skippable_cells(sources, self.course_cells.get(lesson, set()), {ex.name for ex in exercises}) \
                 if sources and self.course_cells.get(lesson) else []
             specs.append(NotebookSpec(name, lesson, exercises, skip))
-        for p in (private / "args").iterdir():
+        for p in (private / "cases").iterdir():
             p.chmod(0o644)
         (private / "args").chmod(0o755)
         threads = s.threads or 1
@@ -263,8 +265,15 @@ class Grader:
                                          "runs": nb.attempts, "kernel_starts": nb.kernels_started,
                                          "timings": nb.timings}
             result["problems"] += [list(p) for p in nb.problems]
+            spec = next((spec for spec in job.notebooks if spec.file == name), None)
+            rule = library_rule.for_notebook(private / "notebooks" / name, lesson, nb, spec.skip if spec else [])
             for ex in exercises_of(lesson):
-                result["exercises"][ex.name] = score_exercise(ex, self.refs, nb, private / "out", MAX_RESULT_BYTES)
+                verdict = rule.verdict(ex) if rule else None
+                result["exercises"][ex.name] = score_exercise(ex, self.refs, nb, private / "out", MAX_RESULT_BYTES,
+                                                              library_use=verdict)
+                copied = rule.copied(ex) if rule and not verdict else None
+                if copied:
+                    result["problems"].append(["copied-library", f"{name}: {copied}"])
         timings = {"prepare": t1 - t0, "worker": t2 - t1, "scoring": time.monotonic() - t2}
         for nb in progress.notebooks.values():
             for k, v in nb.timings.items():
@@ -349,7 +358,7 @@ def grade_all(submissions_dir: Path, out: Path, jobs: int = 1, redo: bool = Fals
                                                           submission_hash(*s.read()), grader.fingerprint)]
     bar = tqdm(total=len(todo), desc="grading", unit="learner", disable=not progress)
     for line in skipped:
-        bar.write(line)
+        bar.write(terminal(line))
     if len(todo) < len(subs):
         bar.write(f"{len(subs) - len(todo)} learner(s) already graded (use --redo to grade them again)")
 
@@ -376,7 +385,7 @@ def grade_all(submissions_dir: Path, out: Path, jobs: int = 1, redo: bool = Fals
         for fut in concurrent.futures.as_completed(futures):
             r = fut.result()
             if r is not None:
-                bar.set_postfix_str(f"{r['learner']}: {r['total']:g}/{r['max']:g}")
+                bar.set_postfix_str(terminal(f"{r['learner']}: {r['total']:g}/{r['max']:g}"))
                 bar.update()
     except KeyboardInterrupt:
         bar.write("interrupted: stopping every worker and kernel; learners already graded are kept")

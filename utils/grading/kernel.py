@@ -7,16 +7,15 @@ display message of type RESULT_MIME (a torch.save'd dict, base64) tagged with th
 
 Nothing here is trusted: the learner's code ran first in this process and may have changed anything. The grader
 rebuilds plain values from what it receives and compares them with the reference in its own process; the worst a
-tampered kernel can do is report a wrong answer. While an exercise is called, the library function that answers it
-(for example `utils.analysis.first_char_probs`) is watched with a profile hook: a call to it makes that case score 0
-with status "library" (feedback says why).
+tampered kernel can do is report a wrong answer. Whether the learner's function uses the library's version of
+the exercise is decided outside this process, from the notebook's source (utils/grading/library_rule.py): a
+watch inside the learner's own process cannot be made sound. The case files appear in the arguments folder only
+for this exercise's call (the worker puts them there just before it).
 """
 
 from __future__ import annotations
 
 import base64
-import importlib
-import inspect
 import io
 import sys
 from typing import Any, Callable
@@ -47,62 +46,17 @@ def plain(v: Any) -> Any:
     raise TypeError(type(v).__name__)
 
 
-def library_codes(library: list[list[str]]) -> dict[Any, str]:
-    """The code objects of the library functions that answer the exercise: {code: 'module.name'}."""
-    codes = {}
-    for module_name, qualname in library:
-        try:
-            obj: Any = importlib.import_module(module_name)
-            for part in qualname.split("."):
-                obj = getattr(obj, part)
-            fn = inspect.unwrap(obj)
-            codes[fn.__code__] = f"{module_name}.{qualname}"
-        except Exception:  # a library that changed: nothing to watch
-            continue
-    return codes
-
-
-class Watch:
-    """A profile hook that notes calls to the given code objects (from any reference to those functions)."""
-
-    def __init__(self, codes: dict[Any, str]):
-        self.codes = codes
-        self.hits: list[str] = []
-        self.previous: Callable | None = None
-
-    def __call__(self, frame, event, arg):
-        if event == "call" and frame.f_code in self.codes:
-            self.hits.append(self.codes[frame.f_code])
-        if self.previous is not None:
-            self.previous(frame, event, arg)
-
-    def __enter__(self) -> "Watch":
-        self.previous = sys.getprofile()
-        if self.codes:
-            sys.setprofile(self)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.removed = bool(self.codes) and sys.getprofile() is not self
-        sys.setprofile(self.previous)
-
-
-def call_one(exercise, fn: Callable, inputs: dict, codes: dict[Any, str]) -> dict:
+def call_one(exercise, fn: Callable, inputs: dict) -> dict:
     """One case: the result record (see records.CALL_STATUSES)."""
     from utils.checks.core import call_and_inspect
 
     try:
-        with Watch(codes) as watch:
-            raw, side_effects = call_and_inspect(fn, inputs["args"], inputs["kwargs"])
-            value = exercise.normalize(raw)
+        raw, side_effects = call_and_inspect(fn, inputs["args"], inputs["kwargs"])
+        value = exercise.normalize(raw)
     except NotImplementedError:
         return {"status": "not_implemented"}
     except Exception as e:
         return {"status": "error", "error": (e.__class__.__name__ + ": " + str(e))[:500]}
-    if watch.hits:
-        return {"status": "library", "library": watch.hits[0]}
-    if watch.removed:
-        return {"status": "error", "error": "the grader's call monitor was removed (sys.setprofile) during the call"}
     if side_effects:  # it changed its inputs or left the model changed: the next cell would inherit the damage
         return {"status": "side_effect", "error": "\n".join(side_effects)[:500]}
     try:
@@ -129,17 +83,17 @@ def learner_namespace() -> dict:
 
 
 def grade(name: str, arg_files: list[str], library: list[list[str]], token: str) -> None:
-    """Call the learner's `name` on each case in `arg_files` and send each result back."""
+    """Call the learner's `name` on each case in `arg_files` and send each result back. (`library` is unused:
+    the library rule is decided outside the kernel.)"""
     import torch
     import utils.checks  # noqa: F401  (registers every exercise)
     from utils.checks.core import REGISTRY
 
     exercise = REGISTRY[name]
     fn = learner_namespace().get(name)
-    codes = library_codes(library)
     for i, path in enumerate(arg_files):
         if fn is None or not callable(fn):
             record = {"status": "missing"}
         else:
-            record = call_one(exercise, fn, torch.load(path, weights_only=False), codes)
+            record = call_one(exercise, fn, torch.load(path, weights_only=False))
         send(record, token, i)

@@ -437,6 +437,18 @@ class Runner:
                 return False
         return False
 
+    def show_cases(self, ex: ExerciseSpec) -> list[Path]:
+        """Put the exercise's case files (written by the grader in cases/) where the kernel reads them (args/),
+        only for its own grading call: no earlier cell can read the secret inputs and precompute answers."""
+        shown = []
+        for f in ex.args:
+            src, dst = self.private / "cases" / f, self.private / "args" / f
+            if src.is_file():
+                shutil.copyfile(src, dst)
+                dst.chmod(0o644)
+                shown.append(dst)
+        return shown
+
     def grade_exercise(self, client, ex: ExerciseSpec, entry: NotebookRun) -> str:
         started = time.monotonic()
         out_dir = self.private / "out" / ex.name
@@ -447,7 +459,12 @@ class Runner:
         fn = f"_codebreak_grade_{secrets.token_hex(6)}"
         source = (f"from utils.grading.kernel import grade as {fn}\n"
                   f"{fn}({ex.name!r}, {files!r}, {ex.library!r}, {client.token!r})\ndel {fn}")
-        outcome, cell = self.run_cell(client, source, min(self.job.exercise_timeout, self.remaining()))
+        shown = self.show_cases(ex)
+        try:
+            outcome, cell = self.run_cell(client, source, min(self.job.exercise_timeout, self.remaining()))
+        finally:
+            for p in shown:
+                p.unlink(missing_ok=True)
         collected: list[str | None] = []
         for i in range(len(files)):
             data = client.answers.get(i)

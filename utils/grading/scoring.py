@@ -3,7 +3,8 @@
 The kernel only ever sends back what the learner's function returned (records.CallResult dicts). Each answer is
 loaded with torch.load(weights_only=True) and then rebuilt from scratch (`rebuild`): plain tensors, numbers,
 strings and containers, so that nothing loaded (an attribute planted on a tensor, a subclass) reaches the
-comparison. An exercise whose learner function calls the library version of that exercise scores 0.
+comparison. An exercise whose learner function calls the library version of that exercise scores 0: that is
+decided from the learner's source, in this process (library_rule.py).
 """
 
 from __future__ import annotations
@@ -187,9 +188,15 @@ def empty_entry(ex: Exercise, total: int) -> dict:
     return {"lesson": ex.lesson, "points": ex.points, "score": 0.0, "passed": 0, "total": total, "cases": []}
 
 
-def score_exercise(ex: Exercise, refs: References, nb: NotebookRun, out_dir: Path, max_bytes: int) -> dict:
+def score_exercise(ex: Exercise, refs: References, nb: NotebookRun, out_dir: Path, max_bytes: int,
+                   library_use: str | None = None) -> dict:
+    """The exercise's entry: its cases, score and problem. library_use: why the learner's source uses the library's
+    version of the exercise (library_rule.Analysis.verdict): the exercise then scores 0 with that reason."""
     cases, expected, error = refs.get(ex)
     entry = empty_entry(ex, len(cases))
+    if library_use:
+        entry.update(problem=library_use, library=True)
+        return entry
     if expected is None:
         entry.update(problem=f"grader error: the reference answer failed ({error})", grader_error=True)
         return entry

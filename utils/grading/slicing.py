@@ -10,12 +10,15 @@ notebook's compute. A code cell is left out when all of these hold:
   nothing that reaches names dynamically (`globals`, `exec`, `get_ipython`, magics ...), no change to an object
   it did not make (assigning its attributes or items, in-place and known mutating methods: `add_hook`, `eval`,
   `append`, `manual_seed` ...);
-- no cell that is run, and no graded function, reads a name it defines (found by fixpoint: leaving one cell in
-  can make another needed).
+- no cell that is run after it, and no graded function, reads a name it defines (found by fixpoint: leaving one
+  cell in can make another needed). A run cell that binds the name again in between does not make it unneeded:
+  that cell may raise before it binds, and the name would then be stale where the course's cell would have set it.
 
 Anything the rules can't see through keeps cells: a cell that doesn't parse (IPython syntax) keeps them all; a
-run cell that reaches names dynamically keeps every cell before it (and after it, where its functions are called
-later). The learner loses nothing graded: what is graded is each exercise's function, called by the grader. What
+run cell that reaches names dynamically (`globals()`, `vars()`, `exec`, `eval`, `get_ipython()`,
+`sys.modules['__main__']`, a frame's `f_globals`, IPython's `Out` and `_`) keeps every cell before it (and after
+it, where its functions are called later); more than MAX_SOURCE_CHARS of code keeps them all. Each round of the
+fixpoint is linear in the notebook's size. The learner loses nothing graded: what is graded is each exercise's function, called by the grader. What
 is lost: those cells' errors in the feedback, and any side effect on the kernel's state that a learner's function
 has when a left-out cell calls it (grading calls get fresh inputs, so only a function that sets globals another
 graded function reads would notice).
@@ -25,13 +28,25 @@ from __future__ import annotations
 
 import ast
 import functools
+import gc
+import re
+import time
 from pathlib import Path
 
 # utils.notebooks.EXERCISES, not imported: utils.notebooks reads pyproject.toml, which the Gradescope autograder lacks
 EXERCISES = Path(__file__).resolve().parents[2] / "notebooks"
 
-DYNAMIC = {"globals", "locals", "vars", "exec", "eval", "get_ipython", "__import__", "setattr", "delattr",
-           "__builtins__", "__dict__"}
+DYNAMIC = {"globals", "locals", "vars", "exec", "eval", "compile", "get_ipython", "__import__", "setattr", "delattr",
+           "getattr", "__builtins__", "__dict__", "__main__", "builtins", "inspect", "runpy", "importlib",
+           # IPython's history of inputs and outputs: `Out[3]` or `_` reads what a left-out cell displayed
+           "In", "Out", "_ih", "_oh", "_i", "_ii", "_iii", "_", "__", "___", "_dh", "exit", "quit"}
+# attributes that reach a namespace: sys.modules['__main__'], frames' globals, IPython's user namespace
+DYNAMIC_ATTRS = {"modules", "f_globals", "f_locals", "f_back", "_getframe", "currentframe", "get_ipython", "user_ns",
+                 "user_global_ns", "__dict__", "__globals__", "__builtins__", "run_cell", "push"}
+HISTORY = re.compile(r"^_(i{1,3})?\d+$")  # _5, _i5: IPython's numbered history
+MAX_SOURCE_CHARS = 400_000  # more code than this (ten times a lesson's): not analysed, every cell runs
+MAX_SECONDS = 5.0  # analysis time before giving up (every cell runs)
+MAX_ROUNDS = 64  # rounds of the fixpoint before giving up (every cell runs)
 SEEDING = {"seed", "manual_seed", "manual_seed_all", "set_seed", "set_rng_state"}  # global random state
 MOVING = {"train", "eval", "apply"}  # in place on a module itself (the course's cells move no model to a device)
 MUTATING = SEEDING | {
@@ -58,8 +73,12 @@ def parse(source: str) -> ast.Module | None:
 
 @functools.lru_cache(maxsize=4096)  # the course's cells recur in every learner's notebooks
 def analyse(source: str) -> "Cell | None":
-    tree = parse(source)
-    return None if tree is None else Cell(tree)
+    """None: not analysable (IPython syntax, a syntax error, or nested deeper than the analysis recurses)."""
+    try:
+        tree = parse(source)
+        return None if tree is None else Cell(tree)
+    except (RecursionError, MemoryError):
+        return None
 
 
 DEFERRED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
@@ -195,9 +214,20 @@ class Cell:
         self.reads_first, self.rebinds = block(tree.body, set())
         self.reads_later = loads(tree, deferred=True)  # read by its functions, whenever they are called
         self.reads = self.reads_first | self.reads_later | loads(tree, deferred=False)
-        self.dynamic = bool(self.reads & DYNAMIC)  # it may read any name (globals(), exec, magics ...)
-        self.functions = {node.name: loads(node, deferred=True) for node in tree.body  # {name: free names read}
+        attrs = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        # it may read any name (globals(), exec, sys.modules['__main__'], get_ipython(), Out[3] ...)
+        self.dynamic = bool(self.reads & DYNAMIC or attrs & DYNAMIC_ATTRS or any(HISTORY.match(r) for r in self.reads))
+        self.functions = {node.name: dynamic_marked(node) for node in tree.body  # {name: free names read}
                           if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def dynamic_marked(fn: ast.AST) -> frozenset[str]:
+    """The free names a function reads, plus 'globals' when it reaches names through an attribute
+    (sys.modules['__main__'], a frame's f_globals): such a function may read any name."""
+    reads = loads(fn, deferred=True)
+    if any(isinstance(n, ast.Attribute) and n.attr in DYNAMIC_ATTRS for n in ast.walk(fn)):
+        reads = reads | {"globals"}
+    return reads
 
 
 def root_name(node: ast.AST) -> str | None:
@@ -245,47 +275,66 @@ def skippable_cells(sources: list[str], course_cells: set[str], graded: set[str]
     """Indices (into `sources`, the learner's code cells) of the cells the grader need not run.
 
     course_cells: the normalized sources of the exercise notebook's code cells.
-    graded: the names of the functions the grader will call (read after the last cell)."""
-    cells = {i: analyse(src) for i, src in enumerate(sources) if src.strip()}
-    if any(c is None for c in cells.values()):
-        return []  # IPython syntax or a syntax error somewhere: run everything
+    graded: the names of the functions the grader will call (read after the last cell).
+    Linear in the notebook's size per round of the fixpoint; over MAX_SOURCE_CHARS of code or MAX_ROUNDS rounds,
+    nothing is left out (when in doubt, every cell runs)."""
+    if sum(len(s) for s in sources) > MAX_SOURCE_CHARS:
+        return []
+    enabled = gc.isenabled()
+    gc.disable()  # syntax trees are many small objects: full collections in a process with torch loaded cost more
+    try:
+        return _skippable(sources, course_cells, graded, time.monotonic() + MAX_SECONDS)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _skippable(sources: list[str], course_cells: set[str], graded: set[str], deadline: float) -> list[int]:
+    cells = {}
+    for i, src in enumerate(sources):
+        if src.strip():
+            cells[i] = analyse(src)
+            if cells[i] is None:
+                return []  # IPython syntax or a syntax error somewhere: run everything
+            if time.monotonic() > deadline:
+                return []
     modules = set().union(*(c.imports for c in cells.values()))
     candidates = {i for i, c in cells.items() if normalized(sources[i]) in course_cells and only_computes(c, modules)}
-    while True:
+    for _ in range(MAX_ROUNDS):
+        if not candidates:
+            return []
         kept = [i for i in sorted(cells) if i not in candidates]
         late = set(graded).union(*(cells[i].reads_later for i in kept))
-        needed = {i for i in candidates if any(read_after(x, i, kept, cells, late) for x in cells[i].binds)
-                  or read_dynamically(i, kept, cells, graded)}
+        # the last run cell that reads each name (before binding it itself). A run cell between that binds the
+        # name again does not make an earlier binding unneeded: it may raise before it binds (when in doubt, run)
+        last_read: dict[str, int] = {}
+        for j in kept:
+            for name in cells[j].reads_first:
+                last_read[name] = j
+        dynamic_after = max((j for j in kept if cells[j].dynamic), default=-1)
+        callers_read = dynamic_callers_read(kept, cells, graded)
+        needed = {i for i in candidates
+                  if any(x in late or last_read.get(x, -1) > i for x in cells[i].binds)
+                  or dynamic_after > i or callers_read(i)}
         if not needed:
             return sorted(candidates)
         candidates -= needed
+    return []
 
 
-def read_dynamically(i: int, kept: list[int], cells: dict[int, Cell], graded: set[str]) -> bool:
-    """Could a run cell that reaches names dynamically read what cell `i` binds? Yes if it runs after `i`, or
-    if one of its functions (or a function calling one) is called after `i`: by a later cell, or by the grader."""
-    dynamic = [j for j in kept if cells[j].dynamic]
-    if any(j > i for j in dynamic):
-        return True
-    callers = {name for j in dynamic for name, reads in cells[j].functions.items() if reads & DYNAMIC}
+def dynamic_callers_read(kept: list[int], cells: dict[int, Cell], graded: set[str]):
+    """A test for cell i: is a function that reaches names dynamically (or one calling it) called after cell i, by
+    a run cell or by the grader? Built once per round: the last run cell that names each such function."""
+    callers = {name for j in kept for name, reads in cells[j].functions.items() if reads & DYNAMIC}
     while True:
         more = {name for k in kept for name, reads in cells[k].functions.items() if reads & callers} - callers
         if not more:
             break
         callers |= more
-    return bool(callers & set(graded).union(*(cells[k].reads for k in kept if k > i)))
-
-
-def read_after(name: str, i: int, kept: list[int], cells: dict[int, Cell], late: set[str]) -> bool:
-    """Would a run cell, or a function called later, read the value cell `i` gives `name`?"""
-    if name in late:
-        return True
-    for j in (j for j in kept if j > i):
-        if name in cells[j].reads_first:
-            return True
-        if name in cells[j].rebinds:
-            return False
-    return False
+    if callers & set(graded):
+        return lambda i: True
+    last = max((k for k in kept if cells[k].reads & callers), default=-1)
+    return lambda i: last > i
 
 
 def course_cells(folder: Path = EXERCISES) -> dict[str, set[str]]:
