@@ -156,6 +156,7 @@ def exercise_notebook(solution: nbformat.NotebookNode, name: str = "") -> nbform
     for i, cell in enumerate(nb.cells):
         if SOLUTION_TAG in cell.metadata.get("tags", []):
             continue
+        cell.metadata.pop("execution", None)  # the solution's run times: they would change with every execution
         if cell.cell_type == "code":
             cell.source = strip_solutions(cell.source, f"{name} cell {i}")
             cell.outputs = []
