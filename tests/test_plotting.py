@@ -234,6 +234,14 @@ def test_histograms_compared_by_moved_mass_not_bin_counts():
     moved = values.copy()
     moved[:20] += 0.5  # 2% of the values one bin up: a real change of shape
     assert not figures_close(reference, _histogram_figure(moved))
+    zeros = values.copy()
+    zeros[:8] = 1e-9  # lesson 04: values at float-noise level around an edge at 0, which noise flips to -1e-9
+    flipped_zeros = zeros.copy()
+    flipped_zeros[:8] = -1e-9
+    assert figures_close(_histogram_figure(zeros), _histogram_figure(flipped_zeros))
+    three_edges = values.copy()
+    three_edges[:3] = [0.5 - 1e-9, 3.0 - 1e-9, 5.5 - 1e-9]
+    assert not figures_close(_histogram_figure(three_edges), _histogram_figure(three_edges + 2e-9))
     fewer = _histogram_figure(values[:900])
     assert not figures_close(reference, fewer)
     # a bar chart that is not a histogram (few or unevenly spaced categories) is still compared bar by bar

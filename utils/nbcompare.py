@@ -11,10 +11,12 @@ pair of outputs as equal when they differ only in numbers that agree at this pre
 * a plotly figure: every numeric array within 1e-4 of the array's largest |value|, every other number within
   4 significant digits, every string as text above, everything else equal;
 * a histogram drawn as bars (a bar trace over 8 or more equally spaced numeric x, no negative y: what
-  `np.histogram` + `go.Bar` draws): the same bins and total, and the two distributions within `HIST_MOVED` of the
-  mass moved by one bin (the earth mover's distance between them, in bins). A value on a bin edge that changes
-  bins under float noise moves 1/N of the mass by one bin and passes; a real change (a shift of the values, a
-  different shape) moves far more and fails. A plotly `histogram` trace holds the raw values, compared as arrays.
+  `np.histogram` + `go.Bar` draws): the same bins and total, and cumulative distributions that differ at no more
+  than `HIST_EDGES` bin edges, by at most `HIST_EDGE_MASS` of the total at each. Float noise moves only the values
+  that lie on a bin edge (a value of exactly 0 at an edge at 0: lesson 04's embedding DLA has 0.8% of its values
+  there), each into the neighbouring bin, so the distributions differ at that edge alone; a real change (values
+  shifted or rescaled, another shape) moves values across many edges and fails. A plotly `histogram` trace holds
+  the raw values, compared as arrays.
 
 Anything else (words, integers, a figure with another shape) must match exactly. Parts drawn from numbers compared
 elsewhere are skipped: the static picture of an attention view (utils/attention_view.py; the view is compared through
@@ -36,7 +38,9 @@ import numpy as np
 PLOTLY = "application/vnd.plotly.v1+json"
 RTOL = 1e-4
 NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][-+]?\d+)?(?![\w.])")
-HIST_MOVED = 0.005  # histograms: at most 0.5% of the mass moved by one bin
+# histograms: mass may move across at most 2 bin edges, at most 2% of it at each; a difference in the cumulative
+# distribution below HIST_NOISE of the total (rounded shares, half a value in 1,000) is no move
+HIST_EDGES, HIST_EDGE_MASS, HIST_NOISE = 2, 0.02, 5e-4
 _DERIVED = ("text/html", "image/png")  # a figure's HTML copy and static picture: compared through its JSON
 # An attention view is compared through its element name and props (its numbers); its static picture is drawn
 # from them, and its wording, scripts and embedded bundle are the renderer's, not the lesson's.
@@ -128,15 +132,16 @@ def _histogram_bars(trace: dict) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def histograms_close(ref: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> bool:
-    """Same bins, same total, and at most HIST_MOVED of the mass moved by one bin (earth mover's distance)."""
+    """Same bins, same total, and cumulative distributions apart at no more than HIST_EDGES edges, by at most
+    HIST_EDGE_MASS of the total at each (values on bin edges that changed bins)."""
     (ref_x, ref_y), (test_x, test_y) = ref, test
     if ref_x.shape != test_x.shape or not arrays_close(ref_x, test_x):
         return False
     total = ref_y.sum()
     if total <= 0 or abs(test_y.sum() - total) > RTOL * total:
         return total == test_y.sum()
-    moved = np.abs(np.cumsum(ref_y) - np.cumsum(test_y)).sum() / total  # in bins
-    return bool(moved <= HIST_MOVED)
+    apart = np.abs(np.cumsum(ref_y) - np.cumsum(test_y)) / total  # at each bin's upper edge
+    return bool((apart > HIST_NOISE).sum() <= HIST_EDGES and apart.max() <= HIST_EDGE_MASS)
 
 
 def figures_close(ref: Any, test: Any) -> bool:
@@ -195,9 +200,18 @@ def _reconcile_output(test: dict, ref: dict, sanitize: Callable[[str], str]) -> 
                 test_data[key] = ref_data[key]
 
 
+def _loader_only(output: dict) -> bool:
+    """plotly's `notebook_connected` renderer's first output of a session: a script that loads plotly.js, no figure."""
+    data = output.get("data", {})
+    return set(data) <= {"text/html", "text/plain"} and "window.PlotlyConfig" in str(data.get("text/html", "")) \
+        and "Plotly.newPlot" not in str(data.get("text/html", ""))
+
+
 def reconcile(test: list, ref: list, sanitize: Callable[[str], str] = lambda s: s) -> tuple[list, list]:
-    """Copies of (test, ref) outputs where every value that agrees at the stated precision is made identical."""
-    test, ref = copy.deepcopy(test), copy.deepcopy(ref)
+    """Copies of (test, ref) outputs where every value that agrees at the stated precision is made identical
+    (renderer boilerplate, plotly's plotly.js loader, left out of both)."""
+    test = [o for o in copy.deepcopy(test) if not _loader_only(o)]
+    ref = [o for o in copy.deepcopy(ref) if not _loader_only(o)]
     if len(test) == len(ref):
         for test_output, ref_output in zip(test, ref):
             if test_output.get("output_type") == ref_output.get("output_type") or {
