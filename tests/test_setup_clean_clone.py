@@ -11,7 +11,6 @@ full test command and the notebooks' execution are CI's (`.ci/run`) and would ta
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 README_COMMANDS = [
     ("python -m pip install -e .", ["-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", "-e", ".", "--prefix", "{tmp}/prefix"]),
     ("python -m utils.notebooks build", ["-m", "utils.notebooks", "build"]),
-    ("python -m utils.notebooks check", ["-m", "utils.notebooks", "check"]),
+    ("python -m utils.notebooks build|check", ["-m", "utils.notebooks", "check"]),
     ("python -m utils.pages build", ["-m", "utils.pages", "build"]),
     ("python -m pytest", ["-m", "pytest", "-q", "tests/test_stats.py"]),
     ("python -m utils.grade --list", ["-m", "utils.grade", "--list"]),
