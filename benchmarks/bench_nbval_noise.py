@@ -8,6 +8,11 @@ Expected: 1e-7 passes (noise another CPU, BLAS or a GPU could make), 1e-2 fails.
     python benchmarks/bench_nbval_noise.py                       # all solution notebooks, both scales (minutes)
     python benchmarks/bench_nbval_noise.py --notebooks solutions/02_model_loading.ipynb --scales 1e-7 1e-2
     python benchmarks/bench_nbval_noise.py --exact --scales 1e-7   # control: bit-exact nbval fails on the noise
+    python benchmarks/bench_nbval_noise.py --refresh --notebooks solutions/04_direct_logit_attribution.ipynb
+
+--refresh first re-executes the notebooks in the scratch copy with the unperturbed weights (their stored outputs
+then come from this checkout's library, as after `python -m utils.notebooks execute`), so that a branch that
+changed how figures are drawn measures the noise alone. All seven lessons, both scales: about 15 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -66,14 +71,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebooks", nargs="+", default=None, help="default: every solutions/NN_*.ipynb")
     parser.add_argument("--exact", action="store_true", help="control: nbval's bit-exact comparison, no tolerance")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--refresh", action="store_true", help="re-execute the notebooks unperturbed first")
     args = parser.parse_args(argv)
     notebooks = args.notebooks or [str(p.relative_to(ROOT)) for p in sorted((ROOT / "solutions").glob("[0-9]*.ipynb"))]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="nbval-noise-"))
+    source = ROOT
+    if args.refresh:
+        source = workdir / "refreshed"
+        shutil.rmtree(source, ignore_errors=True)
+        shutil.copytree(ROOT, source, ignore=SKIP)
+        for notebook in tqdm(notebooks, desc="refresh"):
+            code = f"from pathlib import Path; from utils.notebooks import execute; execute(Path({notebook!r}).resolve(), images=False)"
+            subprocess.run([sys.executable, "-c", code], cwd=source, check=True, capture_output=True)
     results = {}
     for scale in tqdm(args.scales, desc="scales"):
         copy = workdir / f"scale-{scale:g}"
         shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(ROOT, copy, ignore=SKIP)
+        shutil.copytree(source, copy, ignore=SKIP)
         total, changed = perturb_weights(copy / "data", scale)
         start = time.time()
         passed, summary = run_nbval(copy, notebooks, args.exact)

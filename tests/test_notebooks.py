@@ -111,3 +111,87 @@ def test_setup_cell_names_the_repository_and_version_of_pyproject():
 def test_build_points_the_readme_badges_at_the_repository():
     fork = "[![Open](x)](https://colab.research.google.com/github/someone/fork/blob/main/notebooks/01_dataset.ipynb)"
     assert notebooks.readme_with_badges(fork) == f"[![Open](x)]({colab_url('01_dataset.ipynb')})"
+
+
+# ---- the form JupyterLab saves: opening, running or trusting a stored notebook changes nothing
+
+def _as_jupyterlab_saves(text: str) -> str:
+    """What JupyterLab 4 writes back for a notebook it opened (written here from its behaviour, not from
+    utils.notebooks): nbformat 4.5, the running kernel's display name from its installed kernel spec, each cell's
+    consecutive stream outputs of one name merged with carriage returns and backspaces applied (its outputarea's
+    removeOverwrittenChars, ported as utils.notebooks.overwritten), saved by the server's contents manager
+    (nbformat's JSON, indent 1, sorted keys, a final newline)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    nb = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
+    nb.nbformat_minor = max(nb.nbformat_minor, 5)
+    spec = KernelSpecManager().get_kernel_spec(nb.metadata["kernelspec"]["name"])
+    nb.metadata["kernelspec"]["display_name"] = spec.display_name
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for output in cell.outputs:
+            last = outputs[-1] if outputs else None
+            if output.output_type == "stream" and last is not None and last.output_type == "stream" and last.name == output.name:
+                last.text = notebooks.overwritten(last.text + output.text)
+            else:
+                if output.output_type == "stream":
+                    output.text = notebooks.overwritten(output.text)
+                outputs.append(output)
+        cell.outputs = outputs
+    saved = nbformat.writes(nb)
+    return saved if saved.endswith("\n") else saved + "\n"
+
+
+@pytest.mark.parametrize("path", SOLUTION_PATHS + EXERCISE_PATHS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_stored_notebook_is_what_jupyterlab_saves(path):
+    text = path.read_text()
+    nbformat.validate(nbformat.reads(text, as_version=nbformat.NO_CONVERT))
+    saved = _as_jupyterlab_saves(text)
+    if saved != text:
+        import difflib
+
+        diff = list(difflib.unified_diff(text.splitlines(), saved.splitlines(), "stored", "as JupyterLab saves", lineterm="", n=1))
+        pytest.fail(f"{path.name}: opening it in JupyterLab would change {len(diff)} diff lines (run "
+                    f"`python -m utils.notebooks execute {path.relative_to(ROOT)}`):\n" + "\n".join(diff[:40]))
+
+
+def test_jupyterlab_form_merges_streams_and_sets_the_kernel_name():
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}})
+    nb.cells = [nbformat.v4.new_code_cell("x", execution_count=1, outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="a\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="  0%|   |\r100%|###|\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="done\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="b\n"),
+    ])]
+    nb.nbformat_minor = 4
+    text = notebooks._dump(notebooks.jupyterlab_form(nb))
+    assert _as_jupyterlab_saves(text) == text
+    assert [o.text for o in nb.cells[0].outputs] == ["a\n", "100%|###|\ndone\n", "b\n"]
+    assert nb.metadata.kernelspec.display_name == "Python 3 (ipykernel)" and nb.nbformat_minor == 5
+    assert notebooks.overwritten("abc\ndef\rxy") == "abc\nxyf" and notebooks.overwritten("ab\bc") == "ac"
+
+
+def test_trusting_a_notebook_does_not_rewrite_it(tmp_path):
+    """`jupyter trust` (what the README suggests) stores a signature in its own database, never in the notebook."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / SOLUTION_PATHS[0].name
+    shutil.copyfile(SOLUTION_PATHS[0], copy)
+    env = {**__import__("os").environ, "JUPYTER_DATA_DIR": str(tmp_path / "data")}
+    subprocess.run([sys.executable, "-m", "nbformat.sign", str(copy)], check=True, env=env, capture_output=True)
+    assert copy.read_bytes() == SOLUTION_PATHS[0].read_bytes()
+    again = subprocess.run([sys.executable, "-m", "nbformat.sign", str(copy)], check=True, env=env, capture_output=True, text=True)
+    assert "already signed" in again.stdout
+
+
+def test_setup_cell_is_collapsed_in_jupyter_and_colab():
+    source = notebooks.setup_cell_source()
+    assert source.startswith("#@title ") and source.splitlines()[0].endswith('{ display-mode: "form" }')
+    for path in SOLUTION_PATHS + EXERCISE_PATHS:
+        cell = next(c for c in nbformat.read(path, as_version=4).cells if "setup" in c.metadata.get("tags", []))
+        assert cell.metadata.get("cellView") == "form", path.name
+        assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, path.name

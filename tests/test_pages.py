@@ -54,21 +54,49 @@ def test_page_renders_every_figure_and_view(browser, site, notebook):
 
 
 def test_check_fails_on_a_blank_figure_a_blank_view_and_a_script_error(browser, site):
-    from utils.pages.build import PAGE, _figure
+    from utils.pages.build import _figure, page
 
     body = (
         _figure({"data": [], "layout": {"title": {"text": "empty"}}}, 1)
         + '<div class="cbt-attention"><div id="circuits-vis-x" class="cbt-attention-live"></div></div>'
         + "<script>notDefinedAnywhere();</script>"
     )
-    page = site / "broken-for-test.html"
-    page.write_text(PAGE.format(title="broken", body=body))
+    broken = site / "broken-for-test.html"
+    broken.write_text(page("broken", body))
     try:
-        report = check_page(browser, page, timeout=10)
+        report = check_page(browser, broken, timeout=10)
     finally:
-        page.unlink()
+        broken.unlink()
     assert report.blank_figures == ["figure-1"] and report.blank_views == ["circuits-vis-x"]
     assert any("notDefinedAnywhere" in e for e in report.errors) and not report.ok
+
+
+def test_index_loads_no_script_and_pages_only_the_scripts_they_need(site):
+    index = (site / "index.html").read_text()
+    assert "<script src=" not in index and len(index) < 20_000
+    for notebook in SOLUTIONS:
+        text = (site / f"{notebook.stem}.html").read_text()
+        assert ("assets/circuitsvis.js" in text) == ("cbt-attention" in text), notebook.stem
+        assert ("assets/plotly.min.js" in text) == ("cbt-plotly" in text), notebook.stem
+
+
+def test_formulae_are_drawn_as_mathml_without_any_script(browser, site):
+    from utils.pages.build import render_math
+
+    assert render_math("<p>$a &lt; b$ and <code>$HOME</code></p>").count("<math") == 1
+    assert "<code>$HOME</code>" in render_math("<p>$a$ and <code>$HOME</code></p>")
+    assert 'display="block"' in render_math("<p>$$x^2$$</p>")
+    page_path = site / f"{SOLUTIONS[1].stem}.html"
+    text = page_path.read_text()
+    assert text.count("<math") >= 10 and "\\frac" not in text.split("<body>")[1].split("<pre")[0]
+    browser.send("Emulation.setScriptExecutionDisabled", value=True)
+    try:
+        browser.send("Page.navigate", url=page_path.resolve().as_uri())
+        time.sleep(2)
+        sizes = browser.evaluate("[...document.querySelectorAll('math')].map(m => m.getBoundingClientRect().height)")
+    finally:
+        browser.send("Emulation.setScriptExecutionDisabled", value=False)
+    assert len(sizes) >= 10 and all(h > 5 for h in sizes), sizes
 
 
 def test_static_pictures_show_without_javascript(browser, site):

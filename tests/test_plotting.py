@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 
 import numpy as np
 import plotly
@@ -207,4 +208,90 @@ def test_reconcile_compares_attention_views_by_their_numbers(monkeypatch):
     test, ref = reconcile(output(nudged), output(pattern), sanitize)
     assert test == ref
     test, ref = reconcile(output(pattern * 0.5), output(pattern), sanitize)
+    assert test != ref
+
+
+def _histogram_figure(values, lo=-10.0, hi=30.0, n_bins=80):
+    """As lesson 04 draws its DLA histograms: np.histogram shares as go.Bar over the bin centres."""
+    edges = np.linspace(lo, hi, n_bins + 1)
+    counts, _ = np.histogram(np.clip(values, lo, hi), bins=edges)
+    centres = ((edges[1:] + edges[:-1]) / 2).round(2)
+    return json.loads(go.Figure(go.Bar(x=centres, y=(counts / counts.sum()).round(4)), layout={"title": {"text": "t"}}).to_json())
+
+
+def test_histograms_compared_by_moved_mass_not_bin_counts():
+    values = np.random.default_rng(0).normal(5, 4, size=1000)
+    reference = _histogram_figure(values)
+    edge_flip = values.copy()
+    edge_flip[:2] = [0.5 - 1e-9, 3.0 + 1e-9]  # two values just either side of a bin edge...
+    flipped = edge_flip.copy()
+    flipped[:2] = [0.5 + 1e-9, 3.0 - 1e-9]  # ...cross it: two bins change by 0.001 each, far beyond 1e-4 of the peak
+    assert not arrays_close_bins(_histogram_figure(edge_flip), _histogram_figure(flipped))
+    assert figures_close(_histogram_figure(edge_flip), _histogram_figure(flipped))
+    assert figures_close(reference, _histogram_figure(values * (1 + 1e-7)))
+    assert not figures_close(reference, _histogram_figure(values * 1.01))  # a 1% change of every value
+    assert not figures_close(reference, _histogram_figure(values + 0.1))  # a shift by a fifth of a bin
+    moved = values.copy()
+    moved[:20] += 0.5  # 2% of the values one bin up: a real change of shape
+    assert not figures_close(reference, _histogram_figure(moved))
+    zeros = values.copy()
+    zeros[:8] = 1e-9  # lesson 04: values at float-noise level around an edge at 0, which noise flips to -1e-9
+    flipped_zeros = zeros.copy()
+    flipped_zeros[:8] = -1e-9
+    assert figures_close(_histogram_figure(zeros), _histogram_figure(flipped_zeros))
+    three_edges = values.copy()
+    three_edges[:3] = [0.5 - 1e-9, 3.0 - 1e-9, 5.5 - 1e-9]
+    assert not figures_close(_histogram_figure(three_edges), _histogram_figure(three_edges + 2e-9))
+    fewer = _histogram_figure(values[:900])
+    assert not figures_close(reference, fewer)
+    # a bar chart that is not a histogram (few or unevenly spaced categories) is still compared bar by bar
+    bars = lambda y: json.loads(go.Figure(go.Bar(x=["a", "b", "c"], y=y)).to_json())  # noqa: E731
+    assert not figures_close(bars([0.5, 0.3, 0.2]), bars([0.499, 0.301, 0.2]))
+
+
+def arrays_close_bins(ref, test) -> bool:
+    from utils.nbcompare import _as_array, arrays_close
+
+    return arrays_close(_as_array(ref["data"][0]["y"]), _as_array(test["data"][0]["y"]))
+
+
+def test_attention_views_compared_by_props_not_wording_or_picture(monkeypatch):
+    """A re-run whose note or picture differs (another wording, a PNG instead of an SVG) but whose patterns agree
+    compares equal; the note tells what to do in an untrusted notebook."""
+    from utils.attention_view import NOTE
+
+    monkeypatch.setenv("CBT_ATTENTION_BUNDLE", "never")
+    view, pattern = _view()
+    html = show_attention(view)._repr_html_()
+    assert "trust this notebook" in NOTE and "re-run this cell" in NOTE and NOTE in html
+    assert "needs JavaScript" not in html
+    reworded = html.replace(NOTE, "Some older wording (the interactive view needs JavaScript).")
+    repictured = re.sub(r"data:image/svg\+xml;base64,[A-Za-z0-9+/=]+", "data:image/png;base64,iVBORw0KGgo=", html)
+    out = lambda h: [{"output_type": "display_data", "metadata": {}, "data": {"text/html": h}}]  # noqa: E731
+    for other in (reworded, repictured):
+        test, ref = reconcile(out(other), out(html))
+        assert test == ref
+    changed = show_attention(_view(seed=1)[0])._repr_html_()
+    test, ref = reconcile(out(changed), out(html))
+    assert test != ref
+
+
+def test_renderer_stores_the_figure_json_only_and_no_cdn():
+    import plotly.io as pio
+
+    assert pio.renderers.default == "plotly_mimetype"
+    bundle = pio.renderers["plotly_mimetype"].to_mimebundle(go.Figure(go.Bar(y=[1, 2])).to_dict())
+    assert list(bundle) == ["application/vnd.plotly.v1+json"] and "cdn" not in json.dumps(bundle)
+
+
+def test_figures_of_different_renderers_compare_through_their_json():
+    """A stored output with plotly's old CDN-loading HTML copy and no PNG equals a re-run with a PNG and no HTML."""
+    z = np.random.default_rng(2).normal(size=(3, 3))
+    old = [{"output_type": "display_data", "metadata": {}, "data": {"application/vnd.plotly.v1+json": _figure(z),
+                                                                    "text/html": "<div>cdn.plot.ly</div>"}}]
+    new = [{"output_type": "display_data", "metadata": {}, "data": {"application/vnd.plotly.v1+json": _figure(z),
+                                                                    "image/png": "iVBORw0KGgo="}}]
+    test, ref = reconcile(new, old)
+    assert test == ref
+    test, ref = reconcile([{**new[0], "data": {**new[0]["data"], "application/vnd.plotly.v1+json": _figure(z * 2)}}], old)
     assert test != ref

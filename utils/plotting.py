@@ -1,7 +1,11 @@
 """Thin plotly wrappers shared by every lesson: tensors in, a shown figure out (or returned with show=False).
 
 Every figure a lesson shows needs a title and titled axes (`title=`, `labels={"x": ..., "y": ..., "color": ...}`):
-`tests/test_figures.py` checks the stored solutions for both. Attention views go through `show_attention`.
+`tests/test_figures.py` checks the stored solutions for both, and that each fits `MAX_WIDTH` (the width of a
+notebook's output area in JupyterLab, and of the read-only pages) with every labelled heatmap row at least
+`MIN_ROW_PX` tall. The helpers make that the default: a wider figure is narrowed to `MAX_WIDTH`, and a heatmap with
+row labels gets the height (and, where equal aspect would squeeze its rows, the free aspect) its rows need.
+Attention views go through `show_attention`.
 """
 
 from __future__ import annotations
@@ -18,13 +22,20 @@ import torch
 from .attention_view import show_attention  # noqa: F401  (re-exported: the one call lessons use)
 
 
+MAX_WIDTH = 950  # px: JupyterLab's output area at common window sizes, and the read-only pages
+MIN_ROW_PX = 14  # px per labelled heatmap row: a 12 px tick label each, none skipped
+_FRAME_PX = (260, 200)  # px a heatmap's margins, colour bar and tick labels take (width, height)
+
+
 def _set_renderer() -> None:
-    """Colab needs its own renderer; elsewhere embed the figure JSON and load plotly.js from its CDN, which
-    keeps stored notebooks small (the default would embed 3 MB of JavaScript in each)."""
+    """Colab needs its own renderer. Elsewhere a figure is stored as its JSON only (`plotly_mimetype`): Jupyter
+    (JupyterLab, Notebook 7, VS Code) draws it with the plotly.js that the `plotly` package installs, offline, and
+    nothing requests plotly.js from a CDN (the `notebook_connected` HTML copy did, and stored the figure twice).
+    Static viewers show the PNG that `python -m utils.notebooks execute` stores beside it (utils/static_images.py)."""
     if "google.colab" in sys.modules:
         pio.renderers.default = "colab"
     else:
-        pio.renderers.default = "plotly_mimetype+notebook_connected"
+        pio.renderers.default = "plotly_mimetype"
 
 
 _set_renderer()
@@ -47,7 +58,7 @@ def _vector(values: Any, what: str) -> np.ndarray:
 
 
 def _finish(fig: go.Figure, show: bool, width: int | None, height: int | None, **layout) -> go.Figure | None:
-    fig.update_layout(width=width, height=height, **layout)
+    fig.update_layout(width=None if width is None else min(width, MAX_WIDTH), height=height, **layout)
     if show:
         if not fig.layout.title.text:
             raise ValueError("A figure a lesson shows needs a title: pass title='...' (or show=False and set it).")
@@ -73,7 +84,20 @@ def imshow(
     kwargs.setdefault("color_continuous_scale", "RdBu")
     kwargs.setdefault("color_continuous_midpoint", 0.0)
     facet_labels = kwargs.pop("facet_labels", None)
-    fig = px.imshow(to_numpy(tensor), **kwargs)
+    array = to_numpy(tensor)
+    rows = _labelled_rows(kwargs.get("y"))
+    if rows:
+        panels = array.shape[kwargs["facet_col"]] if kwargs.get("facet_col") is not None else 1
+        panels = min(panels, kwargs.get("facet_col_wrap") or panels)
+        columns = array.shape[-2] if kwargs.get("facet_col") in (-1, array.ndim - 1) else array.shape[-1]
+        equal_row_px = (min(width or MAX_WIDTH, MAX_WIDTH) - _FRAME_PX[0]) / panels / max(columns, 1)
+        if "aspect" not in kwargs and equal_row_px < MIN_ROW_PX:
+            kwargs["aspect"] = "auto"  # equal aspect would squeeze the labelled rows below MIN_ROW_PX
+        facet_rows = -(-array.shape[kwargs["facet_col"]] // panels) if kwargs.get("facet_col") is not None else 1
+        needed = rows * MIN_ROW_PX * facet_rows + _FRAME_PX[1]
+        if needed > (height or 450):  # 450: plotly's default height
+            height = needed
+    fig = px.imshow(array, **kwargs)
     if facet_labels:
         # Plotly names facet i "facet_col=i", but lists the annotations in grid order, not facet order
         for annotation in fig.layout.annotations:
@@ -82,6 +106,14 @@ def imshow(
     if text is not None:
         fig.update_traces(text=text, texttemplate="%{text}", textfont_size=12)
     return _finish(fig, show, width, height)
+
+
+def _labelled_rows(y: Any) -> int:
+    """How many rows a heatmap's y labels name (0 when the rows are unlabelled or numbered)."""
+    if y is None:
+        return 0
+    labels = list(to_numpy(y))
+    return len(labels) if any(isinstance(v, str) for v in labels) else 0
 
 
 def line(y, show: bool = True, width: int | None = None, height: int | None = None, **kwargs) -> go.Figure | None:

@@ -1,8 +1,10 @@
 """Render solution notebooks to static HTML pages with an index, for GitHub Pages or a local folder.
 
 Each page carries its figures as plotly JSON drawn by a local copy of plotly.js, and its attention views drawn by a
-local copy of circuitsvis's bundle (static pictures stay beside them for readers without JavaScript). Nothing is
-loaded from the internet; formulae are shown as their TeX source.
+local copy of circuitsvis's bundle (static pictures stay beside them for readers without JavaScript); a page loads
+each script only if it has a figure or view that needs it (the index loads none). Formulae are converted from TeX to
+MathML when the pages are built (`latex2mathml`), which browsers draw themselves: no script, nothing downloaded.
+Nothing is loaded from the internet.
 """
 
 from __future__ import annotations
@@ -40,22 +42,49 @@ PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="assets/style.css">
-<script src="assets/plotly.min.js"></script>
-<script src="assets/circuitsvis.js"></script>
-</head><body>
+{scripts}</head><body>
 <nav><a href="index.html">All lessons</a></nav>
 {body}
-<script>
-(async () => {{
-  for (const data of document.querySelectorAll("script.cbt-plotly-json")) {{
-    const figure = JSON.parse(data.textContent);
-    await Plotly.newPlot(data.dataset.target, figure.data, figure.layout, {{displaylogo: false, responsive: true}});
-  }}
-  window.cbtPageDone = true;
-}})();
-</script>
+{figure_script}
 </body></html>
 """
+PLOTLY_SCRIPT = '<script src="assets/plotly.min.js"></script>\n'
+CIRCUITSVIS_SCRIPT = '<script src="assets/circuitsvis.js"></script>\n'
+FIGURE_SCRIPT = """<script>
+(async () => {
+  for (const data of document.querySelectorAll("script.cbt-plotly-json")) {
+    const figure = JSON.parse(data.textContent);
+    await Plotly.newPlot(data.dataset.target, figure.data, figure.layout, {displaylogo: false, responsive: true});
+  }
+  window.cbtPageDone = true;
+})();
+</script>"""
+DONE_SCRIPT = "<script>window.cbtPageDone = true;</script>"
+_MATH = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$(?![\s$])([^$\n]+?)(?<![\s\\])\$(?![\w$])", re.S)
+_CODE = re.compile(r"(<code[^>]*>.*?</code>|<pre[^>]*>.*?</pre>)", re.S)
+
+
+def page(title: str, body: str) -> str:
+    """A whole page: the scripts its figures and attention views need, and no others."""
+    scripts = (PLOTLY_SCRIPT if "cbt-plotly" in body else "") + (CIRCUITSVIS_SCRIPT if "cbt-attention" in body else "")
+    return PAGE.format(title=title, body=body, scripts=scripts,
+                       figure_script=FIGURE_SCRIPT if "cbt-plotly" in body else DONE_SCRIPT)
+
+
+def _mathml(match: re.Match) -> str:
+    from latex2mathml.converter import convert
+
+    display, tex = ("block", match.group(1)) if match.group(1) is not None else ("inline", match.group(2))
+    try:
+        return convert(html.unescape(tex).strip(), display=display)
+    except Exception:  # noqa: BLE001  (TeX the converter does not know stays as TeX)
+        return match.group(0)
+
+
+def render_math(text: str) -> str:
+    """Markdown's HTML with every $...$ and $$...$$ outside code converted to MathML."""
+    parts = _CODE.split(text)
+    return "".join(part if i % 2 else _MATH.sub(_mathml, part) for i, part in enumerate(parts))
 
 
 def _text_output(text: str, css: str = "output") -> str:
@@ -119,7 +148,7 @@ def render_notebook(nb: nbformat.NotebookNode) -> tuple[str, str]:
             if not title:
                 found = re.search(r"^#\s+(.+)$", cell.source, re.M)
                 title = found.group(1).strip() if found else ""
-            parts.append(f'<div class="cell markdown">{markdown2html_mistune(cell.source)}</div>')
+            parts.append(f'<div class="cell markdown">{render_math(markdown2html_mistune(cell.source))}</div>')
         elif cell.cell_type == "code" and "setup" not in cell.get("metadata", {}).get("tags", []):
             outputs = "".join(_output(output, counter) for output in cell.get("outputs", []))
             parts.append(f'<div class="cell code">{highlight(cell.source, PythonLexer(), formatter)}{outputs}</div>')
@@ -147,17 +176,17 @@ def build(out: Path = DEFAULT_OUT, notebooks: list[Path] | None = None) -> list[
     pages, entries = [], []
     for path in notebooks:
         title, body = render_notebook(nbformat.read(path, as_version=4))
-        page = out / f"{path.stem}.html"
-        page.write_text(PAGE.format(title=html.escape(title or path.stem), body=body), encoding="utf-8")
-        pages.append(page)
-        entries.append(f'<li><a href="{page.name}">{html.escape(title or path.stem)}</a></li>')
+        target = out / f"{path.stem}.html"
+        target.write_text(page(html.escape(title or path.stem), body), encoding="utf-8")
+        pages.append(target)
+        entries.append(f'<li><a href="{target.name}">{html.escape(title or path.stem)}</a></li>')
     index = (
         "<h1>Code-breaking transformer: the lessons, solved</h1>"
         "<p>Read-only pages of the solution notebooks, with their outputs. To run the exercises, open the notebooks "
         "(see the repository's README).</p><ul>" + "".join(entries) + "</ul>"
     )
     (out / "index.html").write_text(
-        PAGE.format(title="Code-breaking transformer", body=index).replace('<nav><a href="index.html">All lessons</a></nav>', ""),
+        page("Code-breaking transformer", index).replace('<nav><a href="index.html">All lessons</a></nav>', ""),
         encoding="utf-8",
     )
     return pages
