@@ -18,7 +18,7 @@ import torch
 from .core import Case, Exercise, Ref, _build_ref, make_test, reference, register
 
 R = "lesson05_judgement"
-N_SEQUENCES = 200
+N_SEQUENCES = 100
 MIN_SIZE = 1 / 3  # a control must move 0A's key input by at least this fraction of what "0A lowered" moves it
 
 
