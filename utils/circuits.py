@@ -197,3 +197,110 @@ def shift_entropy(logprobs: Float[Tensor, "... 26"]) -> Float[Tensor, "..."]:
     """Entropy in bits of each distribution given as log-probs (0 where p = 0)."""
     p = logprobs.exp()
     return -(p * torch.where(p > 0, logprobs, torch.zeros_like(logprobs))).sum(-1) / torch.log(torch.tensor(2.0))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Lesson 05's interventions on layer 1's keys, per sequence (for standard errors), and the consequences its
+# judgement exercises are graded by (`utils.checks.lesson05_judgement`)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def loss_per_sequence(logits: Float[Tensor, "batch seq 26"], labels: Int[Tensor, "batch"]) -> Float[Tensor, "batch seq"]:
+    """Cross-entropy of the correct shift at every position of every sequence (bootstrap over dim 0)."""
+    logprobs = logits.float().log_softmax(-1).cpu()
+    return -eindex(logprobs, labels.cpu(), "batch seq [batch]")
+
+
+@torch.inference_mode()
+def loss_with_pattern(
+    model: HookedTransformer, toks: Int[Tensor, "batch seq"], labels: Int[Tensor, "batch"], pattern: Float[Tensor, "batch head dest src"]
+) -> Float[Tensor, "batch seq"]:
+    """Loss per sequence and position when layer 1 attends with `pattern` (values and queries as the model's)."""
+
+    def hook(p, hook):
+        return pattern.to(p.device, p.dtype)
+
+    logits = model.run_with_hooks(toks.to(model.cfg.device), fwd_hooks=[("blocks.1.attn.hook_pattern", hook)])
+    return loss_per_sequence(logits, labels)
+
+
+def slot_shares_per_sequence(pattern: Float[Tensor, "batch head dest src"], min_dest: int = 4) -> Float[Tensor, "batch head slot"]:
+    """`pattern_slot_shares` for every sequence: its mean over sequences is the shares of the mean pattern."""
+    seq = pattern.shape[-1]
+    onehot = torch.nn.functional.one_hot(torch.arange(seq) % 4, 4).to(pattern.dtype)
+    return einops.einsum(pattern[:, :, min_dest:], onehot, "batch head dest src, src slot -> batch head dest slot").mean(2)
+
+
+def layer_norm_pre(x: Float[Tensor, "... d_model"], eps: float = 1e-5) -> Float[Tensor, "... d_model"]:
+    """The model's LayerNorm with its weights folded away: centre, divide by the root mean square."""
+    x = x - x.mean(-1, keepdim=True)
+    return x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+
+
+def lowered_0A_input(resid: Float[Tensor, "batch seq d_model"]) -> Float[Tensor, "batch d_model"]:
+    """The key input at 0A under "0A lowered": 0A's centred stream divided by the average LayerNorm scale at the
+    later 1st letters (1A, 2A, ...) of the same batch, instead of by its own scale."""
+    centred = resid - resid.mean(-1, keepdim=True)
+    scale = (centred.pow(2).mean(-1, keepdim=True) + 1e-5).sqrt()
+    return centred[:, 0] / scale[:, 4::4].mean()
+
+
+def change_at_0A(resid: Float[Tensor, "batch seq d_model"], key_input: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch"]:
+    """How far `key_input` (a normalized key input at 0A) lies from 0A's real normalized stream, per sequence."""
+    return (key_input - layer_norm_pre(resid[:, 0])).norm(dim=-1)
+
+
+def nearest_real_key_input(
+    resid: Float[Tensor, "batch seq d_model"], key_input: Float[Tensor, "n d_model"]
+) -> Float[Tensor, "n"]:
+    """Distance from each row of `key_input` to the nearest normalized stream any real position of any sequence
+    in `resid` has: 0 for a key the head meets in real data, large for one it never sees."""
+    real = layer_norm_pre(resid).reshape(-1, resid.shape[-1]).double()
+    return torch.cdist(key_input.double(), real).min(-1).values.float()
+
+
+DONOR_OFFSETS = {"1st letter": -2, "2nd letter": -1, "3rd letter": 4, "space": 1}  # from a 3rd letter (4w + 2)
+SWAP_PARTS = {"token": [0], "position": [1], "0.0": [2], "0.1": [3], "layer 0": [2, 3], "b_O": [4], "whole stream": [0, 1, 2, 3, 4]}
+HYPOTHESES = {"position": {1}, "layer 0": {2, 3}}  # what each says carries head 1.0's preference for 3rd letters
+
+
+def swapped_key_stream(
+    model: HookedTransformer, cache: ActivationCache, part: str, donor: str
+) -> Float[Tensor, "batch seq d_model"]:
+    """The stream entering layer 1 in which every 3rd letter's `part` (a key of SWAP_PARTS) is replaced by the
+    same part at the `donor` slot (a key of DONOR_OFFSETS: its own word's 1st or 2nd letter or space; "3rd
+    letter" is the next word's, wrapping round)."""
+    from .attribution import layer1_stream_parts
+
+    if part not in SWAP_PARTS or donor not in DONOR_OFFSETS:
+        raise ValueError(f"part must be one of {list(SWAP_PARTS)} and donor one of {list(DONOR_OFFSETS)}; got {part!r}, {donor!r}")
+    parts = layer1_stream_parts(model, cache)[SWAP_PARTS[part]].sum(0)  # [batch seq d_model]
+    third = torch.arange(2, parts.shape[1], 4)
+    donors = (third + DONOR_OFFSETS[donor]) % parts.shape[1]
+    stream = cache["resid_pre", 1].cpu().clone()
+    stream[:, third] += parts[:, donors] - parts[:, third]
+    return stream
+
+
+def third_letter_share(pattern: Float[Tensor, "batch head dest src"], head: int = 0) -> Float[Tensor, "batch"]:
+    """Per sequence: the share of `head`'s attention on 3rd letters, over destinations from 1A on."""
+    return slot_shares_per_sequence(pattern)[:, head, 2]
+
+
+def predicted_outcomes(part: str, donor: str) -> dict[str, str]:
+    """What each hypothesis of HYPOTHESES predicts for head 1.0's share on 3rd letters under the swap: it "falls"
+    when the swap moves the part that hypothesis names from another slot into the 3rd letters, else "does not fall"."""
+    moved = set(SWAP_PARTS[part]) if donor != "3rd letter" else set()
+    return {h: "falls" if carried & moved else "does not fall" for h, carried in HYPOTHESES.items()}
+
+
+def measured_outcome(model: HookedTransformer, cache: ActivationCache, part: str, donor: str, drop: float = 0.15):
+    """Run the swap: (outcome, change in head 1.0's 3rd-letter share with its paired bootstrap SE). "falls" when the
+    share drops by more than `drop` (a fifth of its usual 0.76) at 2 SE; "does not fall" otherwise."""
+    from .attribution import pattern_from_key_stream
+    from .stats import bootstrap
+
+    clean = third_letter_share(cache["pattern", 1].cpu())
+    swapped = third_letter_share(pattern_from_key_stream(model, cache, swapped_key_stream(model, cache, part, donor)).cpu())
+    change = bootstrap(lambda a, b: (a - b).mean(), swapped, clean, n_boot=200)
+    return ("falls" if change.high < -drop else "does not fall"), change

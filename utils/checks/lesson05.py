@@ -46,50 +46,6 @@ def _qk_cases(seed: int) -> list[Case]:
     return cases
 
 
-def _kcomp_cases(seed: int) -> list[Case]:
-    g = torch.Generator().manual_seed(seed)
-    cases = []
-    for seq, heads in ((32, 2), (5, 3)):
-        W_pos = torch.randn(seq, 48, generator=g)
-        scale0 = torch.rand(seq, generator=g) * 2 + 0.3
-        W_OV0 = torch.randn(heads, 48, 48, generator=g) / 7
-        scores = torch.randn(heads, seq, seq, generator=g) * 2
-        pattern0 = scores.masked_fill(~torch.ones(seq, seq).tril().bool(), float("-inf")).softmax(-1)
-        cases.append(Case((W_pos, scale0, W_OV0, pattern0), label=f"random causal patterns, seq {seq}, {heads} heads"))
-    return cases
-
-
-def _key_scale_cases(seed: int) -> list[Case]:
-    g = torch.Generator().manual_seed(seed)
-    cases = []
-    for batch, seq, heads in ((6, 32, 2), (3, 5, 3)):
-        resid = _centred(torch.randn(batch, seq, 48, generator=g) * 3)
-        scale = torch.rand(batch, seq, 1, generator=g) * 3 + 0.3
-        constant = torch.full((batch, seq, 1), float(scale.mean()))
-        weights = _qk_weights(g, heads)
-        cases.append(Case((resid, scale, constant, *weights), label=f"constant key scale, batch {batch}, seq {seq}"))
-        cases.append(Case((resid, scale, scale.clone(), *weights), label=f"key scale = the real scale, batch {batch}, seq {seq}"))
-    return cases
-
-
-def _posterior_cases(seed: int) -> list[Case]:
-    g = torch.Generator().manual_seed(seed)
-    cases = []
-    for vocab, n_words, dtype in ((30, 1, torch.float64), (30, 4, torch.float64), (12, 2, torch.float64), (20, 3, torch.float32)):
-        word_toks = torch.randint(0, 26, (vocab, 3), generator=g)
-        word_toks[1] = (word_toks[0] + 13) % 26  # a pair of rotation twins, like "one" / "bar"
-        word_toks[2] = (word_toks[3] + int(torch.randint(1, 26, (), generator=g))) % 26  # and another pair
-        word_probs = (torch.rand(vocab, generator=g, dtype=torch.float64) + 0.05).to(dtype)
-        word_probs = word_probs / word_probs.sum()
-        picked = torch.randint(0, vocab, (n_words,), generator=g)
-        picked[0] = int(torch.randint(0, 4, (), generator=g))  # the first word has a twin
-        shift = int(torch.randint(0, 26, (), generator=g))
-        encoded = (word_toks[picked] + shift) % 26
-        label = f"{n_words} encoded word(s), a table of {vocab} random words, {dtype} word_probs"
-        cases.append(Case((encoded, word_toks, word_probs), label=label))
-    return cases
-
-
 OV_MISTAKES = (
     Mistake("no_ln_scale", "`ln_scale` is not used: the head's LayerNorm divides resid by it before the OV circuit."),
     Mistake("no_final_scale", "`final_scale` is not used: the final LayerNorm divides the head's output by it."),
@@ -106,29 +62,6 @@ QK_MISTAKES = (
     Mistake("softmax_over_destinations", "the softmax runs over destinations (dim -2); each destination's attention "
                                          "is a distribution over sources (the last dim)."),
 )
-KCOMP_MISTAKES = (
-    Mistake("no_scale", "`scale0` is not used: layer 0's LayerNorm divides W_pos[src] by scale0[src]."),
-    Mistake("multiplies_by_scale", "W_pos is multiplied by scale0; LayerNorm divides by it."),
-    Mistake("transposed_pattern", "the pattern is read transposed: pattern0[h, dest, src] weights source src for "
-                                  "destination dest."),
-    Mistake("ignores_pattern", "every position only reads itself: mix the sources with pattern0 (the write-up's "
-                               "shortcut is not what the exercise asks)."),
-    Mistake("mean_over_heads", "the heads are averaged; their outputs add up in the residual stream (sum them)."),
-)
-KEY_SCALE_MISTAKES = (
-    Mistake("scales_queries_too", "the queries are divided by key_scale too; only the keys use key_scale."),
-    Mistake("ignores_key_scale", "`key_scale` is not used: the keys are made from resid / key_scale."),
-    Mistake("swapped_scales", "scale and key_scale are swapped: queries use resid / scale, keys resid / key_scale."),
-    Mistake("no_mask", "sources later than the destination are not masked before the softmax."),
-)
-POSTERIOR_MISTAKES = (
-    Mistake("sums_over_words", "the words' likelihoods are added; independent words multiply."),
-    Mistake("rotates_forward", "the words are rotated forward by s; decoding rotates them back ((toks - s) % 26)."),
-    Mistake("ignores_word_frequencies", "every word of the table counts the same: weight it by word_probs."),
-    Mistake("unnormalised", "the posterior is not normalised over the 26 shifts."),
-    Mistake("float32", "the result is float32: build the word matches in word_probs' dtype (float64 here)."),
-)
-
 register(Exercise("ov_correct_logits", "05", reference(R, "ov_correct_logits"), _ov_cases, points=2,
                   mistakes=OV_MISTAKES,
                   hint="Divide resid by ln_scale, apply each head's W_OV, divide by final_scale, multiply by W_U, then "
@@ -137,85 +70,5 @@ register(Exercise("qk_pattern", "05", reference(R, "qk_pattern"), _qk_cases, poi
                   mistakes=QK_MISTAKES,
                   hint="Add the biases b_Q / b_K after the matrix products, divide scores by sqrt(d_head), mask "
                        "sources later than the destination with -inf before the softmax over sources."))
-register(Exercise("kcomp_positional_output", "05", reference(R, "kcomp_positional_output"), _kcomp_cases,
-                  mistakes=KCOMP_MISTAKES,
-                  hint="Divide W_pos row s by scale0[s] before the OV circuit; then mix the rows with each head's "
-                       "pattern (destination rows, source columns) and sum over heads."))
-register(Exercise("qk_pattern_key_scale", "05", reference(R, "qk_pattern_key_scale"), _key_scale_cases,
-                  mistakes=KEY_SCALE_MISTAKES,
-                  hint="Queries use resid / scale, keys use resid / key_scale; otherwise it is an ordinary causal "
-                       "attention pattern (biases, 1 / sqrt(d_head), mask, softmax), computed per sequence."))
-
 test_ov_correct_logits = make_test("ov_correct_logits")
 test_qk_pattern = make_test("qk_pattern")
-test_kcomp_positional_output = make_test("kcomp_positional_output")
-register(Exercise("words_shift_posterior", "05", reference(R, "words_shift_posterior"), _posterior_cases,
-                  mistakes=POSTERIOR_MISTAKES,
-                  hint="For every shift s, rotate the encoded words back by s ((toks - s) % 26), look up the "
-                       "probability of each result in the table (0 if it is not a word), multiply over the words, "
-                       "then normalise over the 26 shifts."))
-
-test_qk_pattern_key_scale = make_test("qk_pattern_key_scale")
-test_words_shift_posterior = make_test("words_shift_posterior")
-
-
-# --- a layer-1 head's keys and output split into the parts of its input (issue 9/10): new exercises -------------
-from .core import Mistake  # noqa: E402
-
-
-def _causal_pattern(g: torch.Generator, batch: int, heads: int, seq: int) -> torch.Tensor:
-    scores = torch.randn(batch, heads, seq, seq, generator=g) * 2
-    return scores.masked_fill(~torch.ones(seq, seq).tril().bool(), float("-inf")).softmax(-1)
-
-
-def _key_part_cases(seed: int) -> list[Case]:
-    g = torch.Generator().manual_seed(seed)
-    cases = []
-    for n_parts, batch, seq, heads, d_head in ((5, 4, 12, 2, 24), (3, 2, 5, 3, 7)):
-        q = torch.randn(batch, heads, seq, d_head, generator=g)
-        parts = _centred(torch.randn(n_parts, batch, seq, 48, generator=g) * 2)
-        key_scale = torch.rand(batch, seq, 1, generator=g) * 3 + 0.3
-        W_K = torch.randn(heads, 48, d_head, generator=g) / 4
-        cases.append(Case((q, parts, key_scale, W_K), label=f"random queries and {n_parts} parts, seq {seq}, d_head {d_head}"))
-    return cases
-
-
-def _output_part_cases(seed: int) -> list[Case]:
-    g = torch.Generator().manual_seed(seed)
-    cases = []
-    for n_parts, batch, seq, heads in ((5, 4, 12, 2), (2, 3, 6, 3)):
-        parts = _centred(torch.randn(n_parts, batch, seq, 48, generator=g) * 2)
-        ln_scale = torch.rand(batch, seq, 1, generator=g) * 3 + 0.3
-        pattern = _causal_pattern(g, batch, heads, seq)
-        W_OV = torch.randn(heads, 48, 48, generator=g) / 7
-        cases.append(Case((parts, ln_scale, pattern, W_OV), label=f"random {n_parts} parts and causal patterns, seq {seq}, {heads} heads"))
-    return cases
-
-
-register(Exercise(
-    "key_score_components", "05", reference(R, "key_score_components"), _key_part_cases, points=2,
-    hint="Your score contributions disagree with the reference. Each part must give the score its own key would give "
-         "(that part alone, through the key's LayerNorm scale at its source and W_K, no bias), scaled as attention "
-         "scores are, one value per (part, sequence, head, destination, source), unmasked.",
-    mistakes=(
-        Mistake("no_key_scale", "the parts are not divided by the LayerNorm scale at their source position"),
-        Mistake("no_sqrt_d_head", "the scores are not scaled by 1 / sqrt(d_head), as attention scores are"),
-        Mistake("dest_src_swapped", "the last two dimensions are (source, destination) instead of (destination, source)"),
-        Mistake("causal_mask", "future sources are masked: the exercise asks for the raw contributions, unmasked"),
-        Mistake("summed_over_parts", "every part holds the total score instead of its own share"),
-    ),
-))
-register(Exercise(
-    "head_output_parts", "05", reference(R, "head_output_parts"), _output_part_cases, points=2,
-    hint="Your output parts disagree with the reference. Each part goes through the head's LayerNorm scale at its "
-         "source and the head's OV circuit, and the head's attention mixes the sources into each destination.",
-    mistakes=(
-        Mistake("no_ln_scale", "the parts are not divided by the LayerNorm scale at their source position"),
-        Mistake("pattern_transposed", "the pattern is used as [src dest]: rows are destinations, columns sources"),
-        Mistake("W_OV_transposed", "W_OV is applied from the wrong side: the stream multiplies it from the left"),
-        Mistake("scale_at_destination", "the LayerNorm scale is taken at the destination; each source is normalized "
-                                        "by its own scale before the head mixes sources"),
-    ),
-))
-test_key_score_components = make_test("key_score_components")
-test_head_output_parts = make_test("head_output_parts")
