@@ -45,9 +45,9 @@ def _fresh_seed(seed: int) -> int:
 
 @torch.inference_mode()
 def _model_and_cache(data_seed: int, size: int):
-    from .core import Ref, _build_ref
+    from .core import Ref, materialize
 
-    model = _build_ref(Ref("model", "easy"))
+    model = materialize(Ref("model", "easy"))  # a private copy: the grader may judge answers in parallel threads
     dataset = CodeBreakingDataset("easy", size=size, seed=data_seed)
     logits, cache = model.run_with_cache(dataset.toks)
     return model, dataset, logits, cache
