@@ -1,6 +1,9 @@
 """Attribution that follows the decision, and layer-1 keys and values split into their parts (lessons 04 and 05).
 
-Lesson 04, margins: `margin`, `strongest_wrong`, `dla_margin`, `consistent_shifts`.
+Lesson 04, margins: `margin`, `strongest_wrong`, `dla_margin` (with the rival's definition and the centring as
+options, to show how much a share depends on them), `group_share`, `consistent_shifts`; and what the final stream
+needs: `direct_path_ablated_logits` (a component's direct path to the logits replaced by its batch mean, its effect
+through later layers kept), `outcomes` (top-1 right and loss per sequence).
 Lesson 05, what a layer-1 head reads, split by where it came from: `layer1_stream_parts` (token embedding,
 positional embedding, each layer-0 head, layer 0's bias), `key_score_components` (each part's share of every
 attention score), `head_output_parts` (each part's share of a head's output), and in-distribution interventions on
@@ -22,6 +25,7 @@ from transformer_lens import ActivationCache, HookedTransformer
 
 from .analysis import loss_per_position
 from .circuits import causal_pattern
+from .stats import Estimate
 
 STREAM_PART_NAMES: list[str] = ["token", "position", "0.0", "0.1", "b_O"]  # the parts of the stream entering layer 1
 
@@ -50,14 +54,84 @@ def dla_margin(
     W_U: Float[Tensor, "d_model 26"],
     logits: Float[Tensor, "batch seq 26"],
     labels: Int[Tensor, "batch"],
+    rival: str = "strongest",
+    centre: bool = True,
 ) -> Float[Tensor, "component batch seq"]:
     """Each component's direct contribution to the margin: its batch-mean-subtracted output, divided by the final
     LayerNorm scale, projected onto W_U[:, correct] - W_U[:, strongest wrong] (the strongest wrong shift of the
-    model's own `logits`, at each sequence and position)."""
-    centred = components - components.mean(dim=1, keepdim=True)
-    wrong = strongest_wrong(logits, labels)  # [batch seq]
-    direction = W_U.T[labels].unsqueeze(1) - W_U.T[wrong]  # [batch seq d_model]
-    return einops.einsum(centred / scale, direction, "comp batch seq d_model, batch seq d_model -> comp batch seq")
+    model's own `logits`, at each sequence and position).
+
+    The lesson's definition is the default. rival="softmax" measures against the probability-weighted average of
+    the wrong shifts' unembeddings instead of the single strongest one; centre=False keeps each component's
+    batch mean (its constant output) in."""
+    if rival not in ("strongest", "softmax"):
+        raise ValueError(f"rival must be 'strongest' or 'softmax', got {rival!r}")
+    x = components - components.mean(dim=1, keepdim=True) if centre else components
+    correct = W_U.T[labels].unsqueeze(1)  # [batch 1 d_model]
+    if rival == "strongest":
+        direction = correct - W_U.T[strongest_wrong(logits, labels)]  # [batch seq d_model]
+    else:
+        is_correct = torch.nn.functional.one_hot(labels, logits.shape[-1]).bool().unsqueeze(1)
+        weights = logits.softmax(-1).masked_fill(is_correct, 0.0)
+        weights = weights / weights.sum(-1, keepdim=True)  # p(wrong shift | wrong), [batch seq 26]
+        direction = correct - einops.einsum(weights, W_U, "batch seq v, d_model v -> batch seq d_model")
+    return einops.einsum(x / scale, direction, "comp batch seq d_model, batch seq d_model -> comp batch seq")
+
+
+def group_share(dla: Float[Tensor, "component batch"], group: list[int]) -> Float[Tensor, ""]:
+    """The share of the components in `group` in the mean attribution over the batch: sum of their means / the sum
+    of every component's mean (a ratio of means, so resample sequences, not per-sequence shares, for its error)."""
+    means = dla.mean(1)
+    return means[group].sum() / means.sum()
+
+
+def resampled_shares(dla: Float[Tensor, "component batch"], n_boot: int = 1000, seed: int = 0) -> Float[Tensor, "component n_boot"]:
+    """Each component's share of the mean attribution on `n_boot` resamples of the sequences (one index draw for
+    every component: paired), drawn as `utils.stats.bootstrap` draws them, in one tensor operation."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, dla.shape[1], (n_boot, dla.shape[1]), generator=g)
+    means = dla.detach().cpu()[:, idx].mean(-1)  # [component n_boot]
+    return means / means.sum(0, keepdim=True)
+
+
+def share_difference(dla: Float[Tensor, "component batch"], group_a: list[int], group_b: list[int], seed: int = 0) -> Estimate:
+    """group_share(a) - group_share(b) with its paired bootstrap SE over sequences (the same sequences enter both
+    shares, so the difference is resampled as a whole)."""
+    boot = resampled_shares(dla, seed=seed)
+    value = float(group_share(dla.detach().cpu(), group_a) - group_share(dla.detach().cpu(), group_b))
+    return Estimate(value, float((boot[group_a].sum(0) - boot[group_b].sum(0)).std()), "bootstrap over sequences", dla.shape[1])
+
+
+def share_estimates(dla: Float[Tensor, "component batch"], groups: dict[str, list[int]], seed: int = 0) -> dict[str, Estimate]:
+    """{name: that group's share ± its bootstrap SE over sequences}."""
+    boot = resampled_shares(dla, seed=seed)
+    return {name: Estimate(float(group_share(dla.detach().cpu(), g)), float(boot[g].sum(0).std()),
+                           "bootstrap over sequences", dla.shape[1]) for name, g in groups.items()}
+
+
+@torch.inference_mode()
+def direct_path_ablated_logits(
+    model: HookedTransformer, cache: ActivationCache, components: list[int], position: int
+) -> Float[Tensor, "batch 26"]:
+    """The logits at `position` with the *direct path* of each component in `components` (indices of
+    COMPONENT_NAMES) mean-ablated: its output is replaced by its batch mean in the final residual stream only, and
+    the final LayerNorm recomputed. What it does through later layers (what they read) is kept, so this asks whether
+    the logits need the component's own write, not whether the model needs the component."""
+    from .analysis import residual_components
+
+    comps = residual_components(cache)[:, :, position]  # [component batch d_model]
+    removed = (comps[components] - comps[components].mean(1, keepdim=True)).sum(0)
+    resid = cache["resid_post", model.cfg.n_layers - 1][:, position] - removed
+    return model.unembed(model.ln_final(resid.unsqueeze(1))).squeeze(1)
+
+
+def outcomes(logits: Float[Tensor, "batch 26"], labels: Int[Tensor, "batch"]) -> tuple[Float[Tensor, "batch"], Float[Tensor, "batch"]]:
+    """Per sequence, on the CPU: 1.0 where the top shift is right (else 0.0), and the loss (-log p of the right
+    shift), for bootstrap errors over sequences."""
+    logits, labels = logits.float().cpu(), labels.cpu()
+    right = (logits.argmax(-1) == labels).float()
+    loss = -logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    return right, loss
 
 
 def consistent_shifts(prefixes: Int[Tensor, "batch n"], word_toks: Int[Tensor, "vocab_words 3"]) -> Bool[Tensor, "batch 26"]:

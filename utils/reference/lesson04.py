@@ -9,7 +9,3 @@ from ..analysis import (  # noqa: F401
     dla_correct,
     loss_per_position,
 )
-
-
-# --- margin attribution (issue 9): the library's version, in utils.attribution ------------------------------
-from ..attribution import dla_margin  # noqa: E402,F401
