@@ -27,7 +27,7 @@ from pathlib import Path
 
 from . import sandbox
 from .batch import Grader, Settings, make_run_dir
-from .reports import exercise_feedback
+from .reports import INSTRUCTOR_ONLY, exercise_feedback
 from .scoring import points_table
 from .submissions import Submission
 
@@ -147,7 +147,7 @@ def results_json(result: dict, lessons: list[str]) -> dict:
         else:
             output = "\n".join(exercise_feedback(name, e)[1:]).strip()
         tests.append({"name": f"{lesson} {name}", "score": float(e["score"]), "max_score": float(points), "output": output})
-    general = [msg for _, msg in dict.fromkeys(map(tuple, result["problems"]))]
+    general = [msg for tag, msg in dict.fromkeys(map(tuple, result["problems"])) if tag not in INSTRUCTOR_ONLY]
     return {"tests": tests, "output": "\n".join(general) if general else "Graded.", "visibility": "visible"}
 
 
