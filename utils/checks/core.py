@@ -375,7 +375,8 @@ def compare_values(
     """Tensors, numbers, strings, sets, and lists / tuples / dicts of them.
 
     strict: where `expected` holds a Python number, `got` must be a number too (int or float, numpy scalars
-    included), not a 0-d tensor; where it holds an int, `got` must be an int. Without it a 1-element tensor
+    included), not a 0-d tensor; where it holds an int, `got` must be an int; a list must be a list and a tuple
+    a tuple. Without it a 1-element tensor
     passes as a number. transform: see compare_tensors (applied to every tensor)."""
     if isinstance(expected, torch.Tensor):
         return compare_tensors(expected, got, atol, rtol, transform)
@@ -408,6 +409,9 @@ def compare_values(
     if isinstance(expected, (list, tuple)):
         if not isinstance(got, (list, tuple)):
             return f"expected a {type(expected).__name__}, got {type(got).__name__}"
+        if strict and type(got) is not type(expected):
+            return (f"expected a {type(expected).__name__}, got a {type(got).__name__} {_short(got)}: the exercise "
+                    f"asks for a {type(expected).__name__}")
         if len(got) != len(expected):
             return f"expected {len(expected)} items, got {len(got)}"
         for i, (e, g) in enumerate(zip(expected, got)):

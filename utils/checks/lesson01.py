@@ -28,7 +28,12 @@ def _tokenize_cases(seed: int) -> list[Case]:
     messy += ["".join(rng.choice(string.printable + "éÉ") for _ in range(30))]
     hard = ["to be, or not to be: that is\nthe question.", "".join(rng.choice(VOCAB_HARD) for _ in range(30))]
     cases = [Case((t, "easy")) for t in plain + messy] + [Case((t, "medium")) for t in plain[:2] + messy[:2]]
-    return cases + [Case((t, "hard")) for t in hard + messy]
+    cases += [Case((t, "hard")) for t in hard + messy]
+    # edges the text promises ("any text"): the empty text (still int64), and case-folding beyond ASCII
+    # (str.casefold turns "ß" into "ss"; lower-casing leaves it, and the vocabulary drops it)
+    cases += [Case(("", mode), label=f"the empty text '', mode={mode!r}") for mode in ("easy", "hard")]
+    cases += [Case(("Straße, GROẞ", mode), label=f"'Straße, GROẞ' (ß is no letter a-z), mode={mode!r}") for mode in ("easy", "hard")]
+    return cases
 
 
 def _encode_cases(seed: int) -> list[Case]:
@@ -80,7 +85,10 @@ register(Exercise(
         Mistake("rotates_everything", "spaces and punctuation were rotated too: only the letters a-z and A-Z move."),
         Mistake("capitals_lowered", "capital letters came back in lower case: a capital should stay a capital."),
         Mistake("capitals_left_alone", "capital letters were left unrotated: they move by the shift too, within A-Z."),
-        Mistake("backwards", "your letters moved backwards: encoding moves each letter forward by `shift`."),
+        Mistake("backwards", "the sign of the shift is flipped: encoding moves each letter forward by `shift`, "
+                "decoding would move it back."),
+        Mistake("abs_shift", "negative shifts moved letters forward: the sign of `shift` is dropped (a negative "
+                "shift moves letters backwards, e.g. -3 is the same as 23)."),
         Mistake("isalpha", "accented letters (é, ß, ...) were rotated: `str.isalpha` is true for them, but only "
                 "a-z and A-Z are part of the cipher."),
     ),
@@ -92,6 +100,10 @@ register(Exercise(
     mistakes=(
         Mistake("int32", "the ids are not int64: torch makes int64 from Python ints unless told otherwise; check "
                 "the dtype you asked for."),
+        Mistake("no_dtype", "the empty text gives a float32 tensor: with no ids to infer from, torch.tensor([]) is "
+                "float; the dtype must be stated."),
+        Mistake("casefold", "'ß' became 'ss': str.casefold() folds beyond lower-casing; the vocabulary's letters "
+                "come from lower-casing alone."),
         Mistake("capitals_dropped", "capital letters were dropped instead of being read as letters: check the "
                 "order of lower-casing and filtering."),
         Mistake("hard_vocab_always", "your function used the hard-mode vocabulary in easy/medium mode: `mode` "
@@ -125,6 +137,7 @@ register(Exercise(
 ))
 register(Exercise(
     "rotation_twins", "01", reference(R, "rotation_twins"), _twins_cases, points=2,
+    strict_types=True,  # the text asks for a list of lists: a tuple is another answer (strict compares containers)
     hint="Compare your groups with the expected ones: is a group missing, one too many, or ordered differently?",
     mistakes=(
         Mistake("first_two_letters", "words that only share the step between their first two letters were grouped: "

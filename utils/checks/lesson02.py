@@ -15,7 +15,7 @@ R = "lesson02"
 
 CONFIG_FIELDS = (
     "n_layers", "n_heads", "d_model", "d_head", "attn_only", "normalization_type", "positional_embedding_type",
-    "n_ctx", "d_vocab", "d_vocab_out", "attention_dir",
+    "n_ctx", "d_vocab", "d_vocab_out", "attention_dir", "seed", "device",  # seed=42 and device="cpu": the text asks for both
 )
 
 
@@ -40,6 +40,10 @@ def _model_outputs(model):
     the weights)."""
     if not hasattr(model, "cfg") or not callable(model):
         return model
+    device = str(next(model.parameters()).device.type)
+    if device == "meta":  # the case that asks for another device: only where the model ended up can be compared
+        return {"normalization_type (LayerNorm folded?)": model.cfg.normalization_type,
+                "in_training_mode": bool(model.training), "device": device}
     with torch.inference_mode():
         logits = model(_PROBE_TOKS.to(model.cfg.device)).detach().float().cpu()
         writing = [model.W_E, model.W_pos, model.W_O]
@@ -60,7 +64,9 @@ def _model_outputs(model):
 
 def _load_cases(seed: int) -> list[Case]:
     # the text promises a `device` argument: pass it, and leave it out once
-    return [Case(("easy",)), Case(("medium", "cpu")), Case(("hard",), {"device": "cpu"})]
+    # "meta" is a device every machine has (tensors without data): a loader that ignores `device` stays on the CPU
+    return [Case(("easy",)), Case(("medium", "cpu")), Case(("hard",), {"device": "cpu"}),
+            Case(("easy", "meta"), label="('easy', device='meta'): the model must end up on the device asked for")]
 
 
 @functools.lru_cache(maxsize=4)
@@ -127,6 +133,8 @@ register(Exercise(
                 "per shift."),
         Mistake("d_head_is_d_model", "`d_head` equals `d_model`: each head works in a smaller space (see section 1)."),
         Mistake("bidirectional", "attention is not causal: each position may only look at itself and earlier ones."),
+        Mistake("no_seed", "`seed` is not 42: the text asks for seed=42, which fixes the initial weights of the "
+                "untrained model."),
     ),
 ))
 register(Exercise(
@@ -140,6 +148,8 @@ register(Exercise(
                 "flags is off."),
         Mistake("unprocessed", "the weights were loaded as trained, without TransformerLens's processing."),
         Mistake("no_eval", "the model was returned in training mode."),
+        Mistake("ignores_device", "the model stays on the CPU whatever `device` asks for: the `device` argument is "
+                "not used."),
         Mistake("easy_weights_always", "the medium model came back with the easy model's weights: the checkpoint "
                 "path depends on `mode`."),
     ),

@@ -158,6 +158,9 @@ def _margin_cases(seed: int) -> list[Case]:
         right = torch.rand(batch, seq, generator=g) < 0.6  # where the model is right, the correct logit is the top one
         logits[right] += 10 * torch.nn.functional.one_hot(labels, 26).unsqueeze(1).expand(-1, seq, -1)[right]
         cases.append(Case((components, scale, W_U, logits, labels), label=f"random components and logits, batch {batch}, seq {seq}"))
+    # logits are any real numbers: all negative ones too (a model's logits often are, after centring)
+    components, scale, W_U, logits, labels = cases[1].args
+    cases.append(Case((components, scale, W_U, logits - 30.0, labels), label="the same, every logit negative (logits - 30)"))
     return cases
 
 
@@ -174,6 +177,9 @@ register(Exercise(
         Mistake("no_mean_subtraction", "the batch mean of each component is not removed, as it was in dla_correct"),
         Mistake("no_final_scale", "the components are not divided by the final LayerNorm scale"),
         Mistake("sign_flipped", "the direction is wrong minus correct: a component that helps gets a negative value"),
+        Mistake("correct_masked_with_zero", "the correct shift is masked with 0 before the max over wrong shifts: where "
+                                            "every logit is negative, 0 is the largest and the correct shift itself "
+                                            "is taken as the strongest wrong one"),
     ),
 ))
 test_dla_margin = make_test("dla_margin")

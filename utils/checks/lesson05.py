@@ -87,6 +87,26 @@ def _posterior_cases(seed: int) -> list[Case]:
         encoded = (word_toks[picked] + shift) % 26
         label = f"{n_words} encoded word(s), a table of {vocab} random words, {dtype} word_probs"
         cases.append(Case((encoded, word_toks, word_probs), label=label))
+    # every word has a twin at the same offset, so two shifts stay possible after every word and the evidence of
+    # several words must multiply (a sum, a mean or a max of the words' likelihoods gives another posterior)
+    base = torch.randint(0, 26, (4, 3), generator=g)
+    offset = int(torch.randint(1, 26, (), generator=g))
+    word_toks = torch.cat([base, (base + offset) % 26, torch.randint(0, 26, (6, 3), generator=g)])
+    word_probs = torch.rand(len(word_toks), generator=g, dtype=torch.float64) + 0.05
+    word_probs = word_probs / word_probs.sum()
+    picked = torch.tensor([0, 1, 2, 3, 1, 0])
+    shift = int(torch.randint(0, 26, (), generator=g))
+    cases.append(Case(((base[picked] + shift) % 26, word_toks, word_probs),
+                      label="6 encoded words, each with a rotation twin at the same offset (two shifts stay possible)"))
+    # the course's own call: 'one bar bar ...' encoded with shift 5 against the word table (notebook 05)
+    from ..data import CodeBreakingDataset, word_tokens
+
+    table = CodeBreakingDataset("easy", size=1)
+    table_toks = word_tokens([w for w, _ in table.words_freq])
+    freqs = torch.tensor([f for _, f in table.words_freq], dtype=torch.float64)
+    sentence = word_tokens(["one", "bar", "bar", "bar"])
+    cases.append(Case(((sentence + 5) % 26, table_toks, freqs),
+                      label="'one bar bar bar' encoded with shift 5, the course's word table (as notebook 05 calls it)"))
     return cases
 
 
@@ -123,6 +143,8 @@ KEY_SCALE_MISTAKES = (
 )
 POSTERIOR_MISTAKES = (
     Mistake("sums_over_words", "the words' likelihoods are added; independent words multiply."),
+    Mistake("mean_over_words", "the words' log-likelihoods are averaged (a geometric mean); independent words "
+                               "multiply, so their log-likelihoods add."),
     Mistake("rotates_forward", "the words are rotated forward by s; decoding rotates them back ((toks - s) % 26)."),
     Mistake("ignores_word_frequencies", "every word of the table counts the same: weight it by word_probs."),
     Mistake("unnormalised", "the posterior is not normalised over the 26 shifts."),

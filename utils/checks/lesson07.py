@@ -69,6 +69,9 @@ def _patch_cases(seed: int) -> list[Case]:
         Case((Ref("model", "easy"), toks, k, v, mask), label="easy model, keys/values of other sequences, random mask"),
         Case((Ref("model", "easy"), toks, k * 0.5, v.flip(0), ~mask), label="easy model, scaled keys, other mask"),
         Case((Ref("model", "easy"), toks[:, :9], k[:, :9], v[:, :9], mask[:9]), label="easy model, 9 positions"),
+        # the way lesson 07 calls it: no mask, so every position is patched
+        Case((Ref("model", "easy"), toks, k, v), label="easy model, no mask (the default mask=None: every position)"),
+        Case((Ref("model", "easy"), toks[:, :7], k[:, :7], v[:, :7]), {"mask": None}, label="easy model, 7 positions, mask=None"),
     ]
 
 
@@ -115,6 +118,8 @@ register(Exercise(
          "letters, and weigh them by the table's probabilities.",
     mistakes=(
         Mistake("not_normalised", "the rows do not sum to 1: each row should be a distribution over replacement words."),
+        Mistake("normalised_over_wrong_axis", "the weights are normalised over the wrong axis (over i, down each "
+                                              "column): row i is the distribution, so its entries over j sum to 1."),
         Mistake("ignores_word_probs", "the weights are uniform over matching words; a redrawn word must follow the "
                                       "dataset's word probabilities."),
         Mistake("matches_last_letters", "the match compares the last letters of the words, not the first n_keep."),
@@ -142,11 +147,14 @@ register(Exercise(
         Mistake("layer_0", "the patch is applied in layer 0, not layer 1."),
         Mistake("ignores_mask", "every position is patched, whatever the mask says."),
         Mistake("leaves_hooks", "hooks added with model.add_hook stay on the model after your function returns."),
+        Mistake("no_mask_patches_nothing", "without a mask (mask=None, the default, as lesson 07 calls it) nothing is "
+                                           "patched: None means every position."),
     ),
 ))
 
 register(Exercise(
     "scrub_loss_recovered", "07", reference(R, "scrub_loss_recovered"), _recovered_cases, atol=1e-4,
+    strict_types=True,  # the text asks for a Python float (the notebook formats and compares it)
     hint="First turn each set of logits into one mean loss of the true shift; the fraction compares how far the "
          "scrub is from the control with how far the clean run is.",
     mistakes=(

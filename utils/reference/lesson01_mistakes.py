@@ -34,6 +34,10 @@ def rotate_text__backwards(text, shift):
     return ref.rotate_text(text, -shift)
 
 
+def rotate_text__abs_shift(text, shift):
+    return ref.rotate_text(text, abs(shift))
+
+
 def rotate_text__isalpha(text, shift):  # str.isalpha is true for é, ß, ...: they are not a-z
     return "".join(chr((ord(c.lower()) - 97 + shift) % 26 + 97) if c.isalpha() else c for c in text)
 
@@ -46,6 +50,15 @@ def tokenize__int32(text, mode):
 def tokenize__capitals_dropped(text, mode):
     vocab = VOCAB_HARD if mode == "hard" else VOCAB_EASY
     return torch.tensor([vocab.index(c) for c in text if c in vocab], dtype=torch.int64)
+
+
+def tokenize__no_dtype(text, mode):
+    vocab = VOCAB_HARD if mode == "hard" else VOCAB_EASY
+    return torch.tensor([vocab.index(c) for c in text.lower() if c in vocab])
+
+
+def tokenize__casefold(text, mode):
+    return ref.tokenize(text.casefold(), mode)
 
 
 def tokenize__hard_vocab_always(text, mode):

@@ -36,6 +36,10 @@ def make_config__bidirectional(mode):
     return _cfg(mode, attention_dir="bidirectional")
 
 
+def make_config__no_seed(mode):
+    return _cfg(mode, seed=None)
+
+
 # load_trained_model -----------------------------------------------------------------------------------------------
 def _load(mode, device="cpu", eval_mode=True, **flags):
     with warnings.catch_warnings():
@@ -70,6 +74,10 @@ def load_trained_model__unprocessed(mode, device="cpu"):
 
 def load_trained_model__no_eval(mode, device="cpu"):
     return _load(mode, device, eval_mode=False).train()
+
+
+def load_trained_model__ignores_device(mode, device="cpu"):
+    return _load(mode, "cpu")
 
 
 def load_trained_model__easy_weights_always(mode, device="cpu"):

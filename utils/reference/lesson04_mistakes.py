@@ -184,3 +184,8 @@ def dla_margin__no_final_scale(components, scale, W_U, logits, labels):
 def dla_margin__sign_flipped(components, scale, W_U, logits, labels):
     wrong = logits.masked_fill(torch.nn.functional.one_hot(labels, 26).bool().unsqueeze(1), float("-inf")).argmax(-1)
     return -_margin_dla(components, scale, W_U, wrong, labels)
+
+
+def dla_margin__correct_masked_with_zero(components, scale, W_U, logits, labels):
+    wrong = (logits * (1 - torch.nn.functional.one_hot(labels, 26).unsqueeze(1).to(logits.dtype))).argmax(-1)
+    return _margin_dla(components, scale, W_U, wrong, labels)

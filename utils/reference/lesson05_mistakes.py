@@ -127,6 +127,10 @@ def words_shift_posterior__sums_over_words(encoded_words, word_toks, word_probs)
     return _normalised(_word_likelihoods(encoded_words, word_toks, word_probs).sum(-1))
 
 
+def words_shift_posterior__mean_over_words(encoded_words, word_toks, word_probs):
+    return _word_likelihoods(encoded_words, word_toks, word_probs).log().mean(-1).softmax(-1)
+
+
 def words_shift_posterior__rotates_forward(encoded_words, word_toks, word_probs):
     return _normalised(_word_likelihoods(encoded_words, word_toks, word_probs, sign=+1).prod(-1))
 

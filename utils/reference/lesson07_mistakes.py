@@ -26,6 +26,12 @@ def prefix_match_weights__ignores_word_probs(word_toks, word_probs, n_keep):
     return same / same.sum(-1, keepdim=True)
 
 
+def prefix_match_weights__normalised_over_wrong_axis(word_toks, word_probs, n_keep):
+    same = (word_toks[:, None, :n_keep] == word_toks[None, :, :n_keep]).all(-1)
+    weights = same.to(word_probs.dtype) * word_probs[None, :]
+    return weights / weights.sum(0, keepdim=True)
+
+
 def prefix_match_weights__matches_last_letters(word_toks, word_probs, n_keep):
     tail = word_toks[:, 3 - n_keep:]
     same = (tail[:, None] == tail[None, :]).all(-1).to(word_probs.dtype) * word_probs[None, :]
@@ -89,6 +95,11 @@ def run_with_patched_kv__layer_0(model, toks, new_k, new_v, mask=None):
 
 def run_with_patched_kv__ignores_mask(model, toks, new_k, new_v, mask=None):
     return ref.run_with_patched_kv(model, toks, new_k, new_v, None)
+
+
+def run_with_patched_kv__no_mask_patches_nothing(model, toks, new_k, new_v, mask=None):
+    mask = torch.zeros(toks.shape[1], dtype=torch.bool) if mask is None else mask
+    return ref.run_with_patched_kv(model, toks, new_k, new_v, mask)
 
 
 def run_with_patched_kv__leaves_hooks(model, toks, new_k, new_v, mask=None):
