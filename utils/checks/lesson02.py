@@ -156,8 +156,8 @@ register(Exercise(
 ))
 register(Exercise(
     "rebuild_b_O", "02", reference(R, "rebuild_b_O"), _b_O_cases, points=2, atol=1e-5,
-    hint="Go through the processing steps in order (fold LayerNorm, fold the value biases, centre) and check which "
-         "contribution to the output bias your answer is missing or has extra.",
+    hint="Find which contribution to the output bias your answer is missing or has extra: the one from LayerNorm's "
+         "bias, from the value biases, or the centring over d_model.",
     mistakes=(
         Mistake("no_ln_bias", "LayerNorm's bias is missing: folding LayerNorm adds what its bias contributes through "
                 "W_V to the value bias."),

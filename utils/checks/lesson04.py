@@ -115,25 +115,23 @@ LOSS_CHANGE_MISTAKES = (
 )
 
 register(Exercise("dla_correct", "04", reference(R, "dla_correct"), _dla_cases, points=2, mistakes=DLA_MISTAKES,
-                  hint="Subtract each component's mean over the batch (dim 1, keepdim), divide by scale (it "
-                       "broadcasts over components), multiply by W_U, then keep each sequence's correct shift with "
-                       "eindex(dla, labels, 'comp batch seq [batch]')."))
+                  hint="Look at the step the reported value depends on: the batch-mean removal (which dimension), the "
+                       "final scale, or which shift is read for each sequence."))
 register(Exercise("attention_slot_shares", "04", reference(R, "attention_slot_shares"), _slot_cases, points=2,
                   mistakes=SLOT_MISTAKES,
-                  hint="slot = position % 4. For each destination slot d, take the rows of pattern at those "
-                       "destinations, sum the columns in source slot k, then average over batch and those rows."))
+                  hint="Compare one destination slot's row: which destinations count as that slot, which sources are "
+                       "grouped into each source slot, and what the average is taken over."))
 register(Exercise("loss_per_position", "04", reference(R, "loss_per_position"), _loss_cases, mistakes=LOSS_MISTAKES,
-                  hint="log_softmax the logits, pick the correct shift with eindex, negate and average over the batch "
-                       "only (keep the seq dimension)."))
+                  hint="Check the sign, which shift is read for each sequence, and which dimension is averaged (the "
+                       "result keeps one value per position)."))
 register(Exercise("ablated_logits", "04", reference(R, "ablated_logits"), _ablation_cases, points=2,
                   mistakes=ABLATION_MISTAKES,
-                  hint="Hook f'blocks.{layer}.attn.hook_z' (shape [batch seq head d_head]) and change only index "
-                       "`head` of dim 2: zeros, or its mean over the batch dim (keepdim) so each position keeps its "
-                       "own mean. Return model.run_with_hooks(toks, fwd_hooks=[(name, hook)])."))
+                  hint="Look at what your hook replaces: which activation, which head (and only that head), and, for "
+                       "the mean, which dimension the mean is taken over (each position keeps its own)."))
 register(Exercise("ablation_loss_change", "04", reference(R, "ablation_loss_change"), _loss_change_cases,
                   mistakes=LOSS_CHANGE_MISTAKES,
-                  hint="out[layer, head] = loss_per_position(ablated logits) - loss_per_position(clean logits); "
-                       "positive means the head was helping."))
+                  hint="Check the sign of the difference (which run is subtracted from which) and that every (layer, "
+                       "head) entry uses that head's ablation."))
 
 test_dla_correct = make_test("dla_correct")
 test_attention_slot_shares = make_test("attention_slot_shares")
@@ -166,9 +164,8 @@ def _margin_cases(seed: int) -> list[Case]:
 
 register(Exercise(
     "dla_margin", "04", reference(R, "dla_margin"), _margin_cases, points=2,
-    hint="Your margin attributions disagree with the reference. The wrong shift is fixed per sequence and position by "
-         "the model's logits (the best of the 25 wrong shifts, the same for every component); each component is "
-         "treated exactly as in dla_correct (batch mean removed, final scale divided out).",
+    hint="Compare the wrong shift your margin uses at the failing position with the model's strongest wrong shift "
+         "there, and the treatment of each component with dla_correct's.",
     mistakes=(
         Mistake("max_includes_correct", "the 'strongest wrong' shift is taken over all 26 logits, so where the model is "
                                         "right it is the correct shift itself and the margin direction is zero"),

@@ -153,29 +153,28 @@ POSTERIOR_MISTAKES = (
 
 register(Exercise("ov_correct_logits", "05", reference(R, "ov_correct_logits"), _ov_cases, points=2,
                   mistakes=OV_MISTAKES,
-                  hint="Divide resid by ln_scale, apply each head's W_OV, divide by final_scale, multiply by W_U, then "
-                       "index the shift labels[b] for every sequence b (eindex 'head batch seq [batch]')."))
+                  hint="Look at the quantity that differs: the LayerNorm scale (before the OV circuit), the final "
+                       "scale (after it), the side W_OV multiplies from, or which shift is read for each sequence."))
 register(Exercise("qk_pattern", "05", reference(R, "qk_pattern"), _qk_cases, points=2,
                   mistakes=QK_MISTAKES,
-                  hint="Add the biases b_Q / b_K after the matrix products, divide scores by sqrt(d_head), mask "
-                       "sources later than the destination with -inf before the softmax over sources."))
+                  hint="Look at where the failing pattern differs: the biases, the score scale, the mask (which "
+                       "sources a destination may see), or the dimension the softmax runs over."))
 register(Exercise("kcomp_positional_output", "05", reference(R, "kcomp_positional_output"), _kcomp_cases,
                   mistakes=KCOMP_MISTAKES,
-                  hint="Divide W_pos row s by scale0[s] before the OV circuit; then mix the rows with each head's "
-                       "pattern (destination rows, source columns) and sum over heads."))
+                  hint="Look at which scale divides which position's row, and which dimension of the pattern is the "
+                       "destination and which the source."))
 register(Exercise("qk_pattern_key_scale", "05", reference(R, "qk_pattern_key_scale"), _key_scale_cases,
                   mistakes=KEY_SCALE_MISTAKES,
-                  hint="Queries use resid / scale, keys use resid / key_scale; otherwise it is an ordinary causal "
-                       "attention pattern (biases, 1 / sqrt(d_head), mask, softmax), computed per sequence."))
+                  hint="Look at which scale divides the queries and which the keys, and whether each sequence uses "
+                       "its own scales; the rest is the ordinary causal pattern of qk_pattern."))
 
 test_ov_correct_logits = make_test("ov_correct_logits")
 test_qk_pattern = make_test("qk_pattern")
 test_kcomp_positional_output = make_test("kcomp_positional_output")
 register(Exercise("words_shift_posterior", "05", reference(R, "words_shift_posterior"), _posterior_cases,
                   mistakes=POSTERIOR_MISTAKES,
-                  hint="For every shift s, rotate the encoded words back by s ((toks - s) % 26), look up the "
-                       "probability of each result in the table (0 if it is not a word), multiply over the words, "
-                       "then normalise over the 26 shifts."))
+                  hint="Look at the failing shifts: the direction your words are rotated, how one word's likelihood "
+                       "uses word_probs, how the words' evidence combines, and the normalisation over the 26 shifts."))
 
 test_qk_pattern_key_scale = make_test("qk_pattern_key_scale")
 test_words_shift_posterior = make_test("words_shift_posterior")
@@ -216,9 +215,8 @@ def _output_part_cases(seed: int) -> list[Case]:
 
 register(Exercise(
     "key_score_components", "05", reference(R, "key_score_components"), _key_part_cases, points=2,
-    hint="Your score contributions disagree with the reference. Each part must give the score its own key would give "
-         "(that part alone, through the key's LayerNorm scale at its source and W_K, no bias), scaled as attention "
-         "scores are, one value per (part, sequence, head, destination, source), unmasked.",
+    hint="Look at the quantity that differs: the scale each part is divided by, the score scale, the order of the "
+         "destination and source dimensions, masking, or whether each part holds only its own share.",
     mistakes=(
         Mistake("no_key_scale", "the parts are not divided by the LayerNorm scale at their source position"),
         Mistake("no_sqrt_d_head", "the scores are not scaled by 1 / sqrt(d_head), as attention scores are"),
@@ -229,8 +227,8 @@ register(Exercise(
 ))
 register(Exercise(
     "head_output_parts", "05", reference(R, "head_output_parts"), _output_part_cases, points=2,
-    hint="Your output parts disagree with the reference. Each part goes through the head's LayerNorm scale at its "
-         "source and the head's OV circuit, and the head's attention mixes the sources into each destination.",
+    hint="Look at the scale each part is divided by (at which position), the side W_OV multiplies from, and which "
+         "dimension of the pattern is the source.",
     mistakes=(
         Mistake("no_ln_scale", "the parts are not divided by the LayerNorm scale at their source position"),
         Mistake("pattern_transposed", "the pattern is used as [src dest]: rows are destinations, columns sources"),

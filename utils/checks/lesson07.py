@@ -140,8 +140,8 @@ register(Exercise(
 
 register(Exercise(
     "run_with_patched_kv", "07", reference(R, "run_with_patched_kv"), _patch_cases, points=2, atol=1e-4,
-    hint="Two hooks on layer 1's attention, each replacing an activation at the masked positions only; queries "
-         "and everything in layer 0 stay as they are.",
+    hint="Look at which activations are replaced, in which layer, and at which positions (with and without a mask); "
+         "queries and layer 0 stay as they are.",
     mistakes=(
         Mistake("keys_only", "only the keys are patched: the values at the masked positions are still the clean ones."),
         Mistake("layer_0", "the patch is applied in layer 0, not layer 1."),
@@ -167,8 +167,8 @@ register(Exercise(
 
 register(Exercise(
     "ablated_query_logits", "07", reference(R, "ablated_query_logits"), _query_cases, atol=1e-4,
-    hint="One hook on layer 1's queries. 'mean': the batch average at each position and head; 'resample': another "
-         "sequence's queries at the same position.",
+    hint="Look at which activation your hook replaces, and for each method what replaces it: over which dimension the "
+         "mean is taken, and whose queries a resampled sequence gets.",
     mistakes=(
         Mistake("mean_over_positions_too", "the mean is also taken over positions: each position keeps its own mean."),
         Mistake("ablates_keys", "the hook sits on the keys, not the queries."),
@@ -178,8 +178,8 @@ register(Exercise(
 
 register(Exercise(
     "word_rotation_probs", "07", reference(R, "word_rotation_probs"), _rotation_cases, atol=1e-4,
-    hint="Encode each word with each of the 26 shifts, run the 3-letter sequences through the model, and read "
-         "p(the shift used) after the last letter.",
+    hint="Look at the failing word and shift: the direction of encoding, the position p is read at, and whether the "
+         "values are probabilities.",
     mistakes=(
         Mistake("first_letter", "p(correct) is read after the first letter, not after the whole word."),
         Mistake("rotated_backwards", "the words are encoded with -s but p is read at shift s."),
