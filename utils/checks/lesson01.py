@@ -91,6 +91,8 @@ register(Exercise(
                 "shift moves letters backwards, e.g. -3 is the same as 23)."),
         Mistake("isalpha", "accented letters (é, ß, ...) were rotated: `str.isalpha` is true for them, but only "
                 "a-z and A-Z are part of the cipher."),
+        Mistake("wraps_at_25", "letters wrap around after 25 letters, not 26: the alphabet's length is off by one in the modulo."),
+        Mistake("shift_clamped", "shifts below 0 or above 25 were clamped to 0..25: any integer shift counts modulo 26 (27 is 1, -3 is 23)."),
     ),
 ))
 register(Exercise(
@@ -110,6 +112,7 @@ register(Exercise(
                 "decides the vocabulary."),
         Mistake("easy_vocab_always", "your function ignored `mode`: in hard mode punctuation and newlines are "
                 "tokens too."),
+        Mistake("unknown_as_space", "characters outside the vocabulary became spaces: they are dropped, not replaced."),
     ),
 ))
 register(Exercise(
@@ -122,6 +125,7 @@ register(Exercise(
         Mistake("first_shift_for_all", "every row was encoded with the first row's shift."),
         Mistake("shift_per_position", "the shifts were spread along the sequence instead of down the batch: "
                 "check which dimension of `plain_toks` the shifts line up with."),
+        Mistake("space_rotated", "id 26 (the space) was treated as a letter: the letters are ids 0-25 only, so the boundary is off by one."),
     ),
 ))
 register(Exercise(
@@ -133,6 +137,8 @@ register(Exercise(
         Mistake("uniform_in_easy", "the two modes are swapped: easy mode is the one that follows the counts."),
         Mistake("float32", "the probabilities are float32: the exercise asks for float64 whatever the counts' dtype."),
         Mistake("unnormalised", "the probabilities do not sum to 1."),
+        Mistake("softmax_of_counts", "the counts went through a softmax: probabilities proportional to the counts come from dividing by their sum, not exponentiating."),
+        Mistake("medium_unnormalised", "in medium mode the probabilities do not sum to 1: the uniform weights are not divided by their total."),
     ),
 ))
 register(Exercise(
@@ -148,6 +154,7 @@ register(Exercise(
                 "steps must be taken modulo 26."),
         Mistake("pairs_only", "a group of three or more twins came back as separate pairs."),
         Mistake("unsorted", "the groups (or the words inside them) are not sorted."),
+        Mistake("tuples", "the groups are tuples (or the result is one): the text asks for a list of lists."),
     ),
 ))
 

@@ -135,6 +135,7 @@ register(Exercise(
         Mistake("bidirectional", "attention is not causal: each position may only look at itself and earlier ones."),
         Mistake("no_seed", "`seed` is not 42: the text asks for seed=42, which fixes the initial weights of the "
                 "untrained model."),
+        Mistake("other_normalization", "normalization_type is not 'LN': the model has LayerNorm (with weights and biases) before each layer and at the end."),
     ),
 ))
 register(Exercise(
@@ -176,6 +177,7 @@ register(Exercise(
                 "not each sequence's own label."),
         Mistake("loss", "the values have the wrong sign: return the log-probs, not the loss."),
         Mistake("to_float64", "the dtype changed: return the log-probs in the dtype they came in."),
+        Mistake("first_label_for_all", "every sequence was read at the first sequence's label: each sequence b has its own labels[b]."),
     ),
 ))
 register(Exercise(
@@ -188,6 +190,8 @@ register(Exercise(
         Mistake("mean_p_from_ce", "`mean_p` is exp(-ce), a geometric mean: the mean of the probabilities is "
                 "larger."),
         Mistake("max_not_min", "`min_p` is the largest probability, not the smallest."),
+        Mistake("ce_from_mean_p", "'ce' is minus the log of the mean probability: cross-entropy is the mean of minus the log-probs (mean first, log second differ)."),
+        Mistake("min_of_logprobs", "'min_p' is the smallest log-prob, not the smallest probability: it is taken before exponentiating."),
     ),
 ))
 register(Exercise(
@@ -203,6 +207,7 @@ register(Exercise(
                 "probability)."),
         Mistake("last_letter_only", "a word counted when its j-th letter matched, whatever the letters before it: "
                 "all of the first j + 1 letters must match."),
+        Mistake("ignores_frequencies", "every matching word counts the same: the words' frequencies in words_freq are not used as weights."),
     ),
 ))
 

@@ -128,6 +128,7 @@ register(Exercise(
                 "must be s."),
         Mistake("backwards", "the words were rotated backwards: encoding adds the shift."),
         Mistake("int32", "the tensors are not int64."),
+        Mistake("shifts_negated", "the shifts listed are the negatives (mod 26) of the ones used: each row's shift is the one that encoded it."),
     ),
 ))
 register(Exercise(

@@ -81,6 +81,7 @@ DLA_MISTAKES = (
                                     "each component over the batch."),
     Mistake("multiplies_by_scale", "the components are multiplied by `scale`; the final LayerNorm divides by it."),
     Mistake("no_scale", "`scale` is not used: the final LayerNorm divides every position by its scale."),
+    Mistake("mean_over_positions", "the mean is removed over positions (dim 2) instead of over the batch (dim 1)."),
 )
 SLOT_MISTAKES = (
     Mistake("swapped_slots", "your [h, d, k] is the reference's [h, k, d]: the first slot index is the destination's "
@@ -89,6 +90,7 @@ SLOT_MISTAKES = (
                                                   "multiple of 4, the slots hold different numbers of positions."),
     Mistake("summed_over_destinations", "the destinations of a slot are summed, not averaged: each row should sum to 1."),
     Mistake("mean_over_sources", "the sources of a slot are averaged; the share is the sum of the attention on them."),
+    Mistake("summed_over_batch", "the shares are summed over the batch instead of averaged: each row should sum to 1."),
 )
 LOSS_MISTAKES = (
     Mistake("averaged_over_positions", "you average over positions too; keep one loss per position (mean over the "
@@ -96,6 +98,7 @@ LOSS_MISTAKES = (
     Mistake("raw_logits", "you read the raw logits: turn them into log-probs over the 26 shifts first."),
     Mistake("probabilities", "you read probabilities (softmax); cross-entropy uses log-probs."),
     Mistake("no_minus_sign", "the sign is flipped: cross-entropy is minus the log-prob of the correct shift."),
+    Mistake("averaged_over_positions", "the loss is averaged over positions instead of over the batch: the result needs one value per position."),
 )
 ABLATION_MISTAKES = (
     Mistake("mean_over_positions_too", "the mean ablation averages over positions as well; the text asks for the "
@@ -177,6 +180,7 @@ register(Exercise(
         Mistake("correct_masked_with_zero", "the correct shift is masked with 0 before the max over wrong shifts: where "
                                             "every logit is negative, 0 is the largest and the correct shift itself "
                                             "is taken as the strongest wrong one"),
+        Mistake("runner_up_even_when_wrong", "the wrong shift is the second-largest logit everywhere: where the model is wrong, the largest logit is itself the strongest wrong shift."),
     ),
 ))
 test_dla_margin = make_test("dla_margin")

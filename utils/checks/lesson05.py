@@ -117,6 +117,7 @@ OV_MISTAKES = (
                                "left (x @ W_OV, d_model in -> d_model out)."),
     Mistake("max_logit", "you take the largest logit over the shifts; the exercise asks for the logit of the "
                          "correct shift labels[b]."),
+    Mistake("multiplies_final_scale", "the output is multiplied by final_scale: the final LayerNorm divides by it."),
 )
 QK_MISTAKES = (
     Mistake("no_mask", "sources later than the destination are not masked before the softmax."),
@@ -149,6 +150,8 @@ POSTERIOR_MISTAKES = (
     Mistake("ignores_word_frequencies", "every word of the table counts the same: weight it by word_probs."),
     Mistake("unnormalised", "the posterior is not normalised over the 26 shifts."),
     Mistake("float32", "the result is float32: build the word matches in word_probs' dtype (float64 here)."),
+    Mistake("weakest_word", "the posterior follows the least likely word at each shift (a minimum): independent words multiply."),
+    Mistake("last_word_only", "only the last word is used: every word's evidence counts."),
 )
 
 register(Exercise("ov_correct_logits", "05", reference(R, "ov_correct_logits"), _ov_cases, points=2,
@@ -223,6 +226,7 @@ register(Exercise(
         Mistake("dest_src_swapped", "the last two dimensions are (source, destination) instead of (destination, source)"),
         Mistake("causal_mask", "future sources are masked: the exercise asks for the raw contributions, unmasked"),
         Mistake("summed_over_parts", "every part holds the total score instead of its own share"),
+        Mistake("scaled_by_d_model", "the scores are scaled by 1 / sqrt(d_model): attention scores are scaled by the head's size, d_head."),
     ),
 ))
 register(Exercise(

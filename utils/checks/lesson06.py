@@ -117,12 +117,14 @@ LETTERS_MISTAKES = (
     Mistake("mean_logprob", "the sign is flipped: the loss is minus the log-prob."),
     Mistake("overflow_dropped", "counts above max_letters are dropped; they go into the last bucket."),
     Mistake("empty_bucket_zero", "an empty bucket is 0; the text asks for NaN."),
+    Mistake("current_letter_not_counted", "the letter at the current position is not counted among the letters seen: the count includes it."),
 )
 NONLETTER_MISTAKES = (
     Mistake("destination_mask", "you mark the destinations that are non-letters; the share is over the *source* tokens."),
     Mistake("mean_over_sources", "the attention on the marked sources is averaged; the share is their sum."),
     Mistake("space_only", "only spaces are counted: every id >= 26 (newline, punctuation) is a non-letter."),
     Mistake("letters", "you count the attention on letters (ids < 26); the share is on non-letters."),
+    Mistake("spaces_only", "only the space (id 26) counts as a non-letter: newlines and punctuation (ids 27 and up) do too."),
 )
 
 register(Exercise("observer_table", "06", reference(R, "observer_table"), _observer_cases,

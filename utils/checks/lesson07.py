@@ -123,6 +123,7 @@ register(Exercise(
         Mistake("ignores_word_probs", "the weights are uniform over matching words; a redrawn word must follow the "
                                       "dataset's word probabilities."),
         Mistake("matches_last_letters", "the match compares the last letters of the words, not the first n_keep."),
+        Mistake("excludes_itself", "word i is left out of its own row: it shares its first n_keep letters with itself and may be redrawn."),
     ),
 ))
 
@@ -149,6 +150,7 @@ register(Exercise(
         Mistake("leaves_hooks", "hooks added with model.add_hook stay on the model after your function returns."),
         Mistake("no_mask_patches_nothing", "without a mask (mask=None, the default, as lesson 07 calls it) nothing is "
                                            "patched: None means every position."),
+        Mistake("values_only", "only the values are patched: the keys at the masked positions are still the clean ones."),
     ),
 ))
 

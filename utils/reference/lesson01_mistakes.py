@@ -153,3 +153,34 @@ def rotation_twins__unsorted(words):
     for w in words:
         groups.setdefault(tuple((LOW.index(c) - LOW.index(w[0])) % 26 for c in w), []).append(w)
     return [g for g in groups.values() if len(g) > 1]
+
+
+def rotate_text__wraps_at_25(text, shift):
+    return ''.join(LOW[(LOW.index(c) + shift) % 25] if c in LOW else UP[(UP.index(c) + shift) % 25] if c in UP else c for c in text)
+
+
+def rotate_text__shift_clamped(text, shift):
+    return ref.rotate_text(text, max(0, min(25, shift)))
+
+
+def tokenize__unknown_as_space(text, mode):
+    vocab = VOCAB_HARD if mode == 'hard' else VOCAB_EASY
+    return torch.tensor([vocab.index(c if c in vocab else ' ') for c in text.lower()], dtype=torch.int64)
+
+
+def encode_tokens__space_rotated(plain_toks, shifts):
+    return torch.where(plain_toks <= 26, (plain_toks + shifts[:, None]) % 26, plain_toks)
+
+
+def word_probabilities__softmax_of_counts(counts, mode):
+    c = counts.double()
+    return c.softmax(-1) if mode == 'easy' else torch.ones_like(c) / len(c)
+
+
+def word_probabilities__medium_unnormalised(counts, mode):
+    c = counts.double()
+    return c / c.sum() if mode == 'easy' else torch.ones_like(c)
+
+
+def rotation_twins__tuples(words):
+    return [tuple(g) for g in ref.rotation_twins(words)]

@@ -189,3 +189,24 @@ def dla_margin__sign_flipped(components, scale, W_U, logits, labels):
 def dla_margin__correct_masked_with_zero(components, scale, W_U, logits, labels):
     wrong = (logits * (1 - torch.nn.functional.one_hot(labels, 26).unsqueeze(1).to(logits.dtype))).argmax(-1)
     return _margin_dla(components, scale, W_U, wrong, labels)
+
+
+# --- catalogue grown from the classes of issue 19 ---
+from . import lesson04 as ref  # noqa: E402
+
+
+def dla_correct__mean_over_positions(components, scale, W_U, labels):
+    c = components - components.mean(2, keepdim=True)
+    return eindex((c / scale) @ W_U, labels, 'c b s [b]')
+
+
+def loss_per_position__averaged_over_positions(logits, labels):
+    return -eindex(logits.log_softmax(-1), labels, 'b s [b]').mean(1)
+
+
+def attention_slot_shares__summed_over_batch(pattern):
+    return ref.attention_slot_shares(pattern) * pattern.shape[0]
+
+
+def dla_margin__runner_up_even_when_wrong(components, scale, W_U, logits, labels):
+    return _margin_dla(components, scale, W_U, logits.topk(2, -1).indices[..., 1], labels)

@@ -204,3 +204,24 @@ def head_output_parts__W_OV_transposed(parts, ln_scale, pattern, W_OV):
 def head_output_parts__scale_at_destination(parts, ln_scale, pattern, W_OV):
     out = _outputs(parts, torch.ones_like(ln_scale), pattern, W_OV)  # [p b h d o]
     return out / ln_scale.view(1, ln_scale.shape[0], 1, ln_scale.shape[1], 1)
+
+
+# --- catalogue grown from the classes of issue 19 ---
+from . import lesson05 as ref  # noqa: E402
+
+
+def ov_correct_logits__multiplies_final_scale(resid, ln_scale, W_OV, W_U, final_scale, labels):
+    return ref.ov_correct_logits(resid, ln_scale, W_OV, W_U, final_scale, labels) * final_scale ** 2
+
+
+def words_shift_posterior__weakest_word(encoded_words, word_toks, word_probs):
+    lik = _word_likelihoods(encoded_words, word_toks, word_probs).min(-1).values
+    return lik / lik.sum()
+
+
+def words_shift_posterior__last_word_only(encoded_words, word_toks, word_probs):
+    return ref.words_shift_posterior(encoded_words[-1:], word_toks, word_probs)
+
+
+def key_score_components__scaled_by_d_model(q, parts, key_scale, W_K):
+    return ref.key_score_components(q, parts, key_scale, W_K) * (q.shape[-1] ** 0.5) / (W_K.shape[1] ** 0.5)

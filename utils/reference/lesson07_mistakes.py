@@ -182,3 +182,15 @@ def word_rotation_probs__rotated_backwards(model, word_toks):
 def word_rotation_probs__logits_not_probs(model, word_toks):
     probs, shifts = _rotated_probs(model, word_toks, 1)
     return eindex(probs[:, :, 2].log(), shifts, "w s [s]")
+
+
+def run_with_patched_kv__values_only(model, toks, new_k, new_v, mask=None):
+    mask = torch.ones(toks.shape[1], dtype=torch.bool) if mask is None else mask
+    with torch.inference_mode():
+        return model.run_with_hooks(toks, fwd_hooks=[(KV_HOOKS[1], _where_hook(new_v, mask))])
+
+
+def prefix_match_weights__excludes_itself(word_toks, word_probs, n_keep):
+    same = (word_toks[:, None, :n_keep] == word_toks[None, :, :n_keep]).all(-1) & ~torch.eye(len(word_toks), dtype=torch.bool)
+    w = same.to(word_probs.dtype) * word_probs[None]
+    return (w / w.sum(-1, keepdim=True)).nan_to_num(0.0)
