@@ -18,7 +18,8 @@ def _rotate_cases(seed: int) -> list[Case]:
     texts = ["the cat sat", "xyz abc", "Hello, World!", "", "Ünïcödé: café, naïve — ß"]
     texts += ["".join(rng.choice(string.ascii_letters + " .,'é") for _ in range(20)) for _ in range(3)]
     shifts = (0, 1, 13, 25, -3, 27, -100, rng.randrange(-60, 60))  # the text promises any integer
-    return [Case((t, s)) for t in texts for s in shifts]
+    course = [("the", 18), ("Zoë!", 1), ("one", 13), ("kwlq", -3)]  # the calls and asserts of notebook 01
+    return [Case((t, s)) for t in texts for s in shifts] + [Case(c, label=f"{c!r} (as notebook 01 calls it)") for c in course]
 
 
 def _tokenize_cases(seed: int) -> list[Case]:
@@ -29,6 +30,7 @@ def _tokenize_cases(seed: int) -> list[Case]:
     hard = ["to be, or not to be: that is\nthe question.", "".join(rng.choice(VOCAB_HARD) for _ in range(30))]
     cases = [Case((t, "easy")) for t in plain + messy] + [Case((t, "medium")) for t in plain[:2] + messy[:2]]
     cases += [Case((t, "hard")) for t in hard + messy]
+    cases.append(Case(("To be, or NOT", "hard"), label="('To be, or NOT', 'hard') (as notebook 01 calls it)"))
     # edges the text promises ("any text"): the empty text (still int64), and case-folding beyond ASCII
     # (str.casefold turns "ß" into "ss"; lower-casing leaves it, and the vocabulary drops it)
     cases += [Case(("", mode), label=f"the empty text '', mode={mode!r}") for mode in ("easy", "hard")]
