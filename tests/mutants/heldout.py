@@ -38,7 +38,7 @@ def right(exercise):
 
 
 # --- 01 -----------------------------------------------------------------------------------------------------------
-@wrong("rotate_text", ["no_wrap"])
+@wrong("rotate_text", ["wraps_at_25"])
 def rot_mod_25(text, shift):
     return "".join(LOW[(LOW.index(c) + shift) % 25] if c in LOW else UP[(UP.index(c) + shift) % 25] if c in UP else c for c in text)
 
@@ -63,7 +63,7 @@ def rot_isalpha(text, shift):
     return "".join(chr((ord(c.lower()) - 97 + shift) % 26 + 97) if c.isalpha() else c for c in text)
 
 
-@wrong("rotate_text", ["no_shift_reduction"])
+@wrong("rotate_text", ["shift_clamped"])
 def rot_shift_clamped(text, shift):  # "any integer": clamps to 0..25 instead of reducing mod 26
     return r1.rotate_text(text, max(0, min(25, shift)))
 
@@ -128,7 +128,7 @@ def enc_broadcast_last(plain_toks, shifts):
     return torch.where(plain_toks < 26, (plain_toks + s) % 26, plain_toks)
 
 
-@wrong("encode_tokens", ["letters_up_to_26"])
+@wrong("encode_tokens", ["space_rotated"])
 def enc_le_26(plain_toks, shifts):  # off by one: id 26 (space) counted as a letter
     return torch.where(plain_toks <= 26, (plain_toks + shifts[:, None]) % 26, plain_toks)
 
@@ -160,13 +160,13 @@ def wp_swapped(counts, mode):
     return r1.word_probabilities(counts, "medium" if mode == "easy" else "easy")
 
 
-@wrong("word_probabilities", ["softmax_counts"])
+@wrong("word_probabilities", ["softmax_of_counts"])
 def wp_softmax(counts, mode):
     c = counts.double()
     return c.softmax(-1) if mode == "easy" else torch.ones_like(c) / len(c)
 
 
-@wrong("word_probabilities", ["unnormalised"])
+@wrong("word_probabilities", ["medium_unnormalised"])
 def wp_medium_ones(counts, mode):
     c = counts.double()
     return c / c.sum() if mode == "easy" else torch.ones_like(c)
@@ -179,7 +179,7 @@ def wp_div(counts, mode):
     return counts.to(torch.float64) / counts.to(torch.float64).sum()
 
 
-@wrong("rotation_twins", ["tuples_not_lists"])
+@wrong("rotation_twins", ["tuples"])
 def twins_tuples(words):
     return [tuple(g) for g in r1.rotation_twins(words)]
 
@@ -229,7 +229,7 @@ def cfg_vocab_36(mode):
     return dataclasses.replace(r2.make_config(mode), d_vocab=36)
 
 
-@wrong("make_config", ["rms_norm"])
+@wrong("make_config", ["other_normalization"])
 def cfg_rms(mode):
     import dataclasses
     return dataclasses.replace(r2.make_config(mode), normalization_type="RMS")
@@ -286,7 +286,7 @@ def ss_tensors(lp):
     return {"ce": -lp.mean(), "mean_p": p.mean(), "median_p": p.median(), "min_p": p.min()}
 
 
-@wrong("summary_stats", ["ce_of_mean_p"])
+@wrong("summary_stats", ["ce_from_mean_p"])
 def ss_ce_from_p(lp):
     out = r2.summary_stats(lp)
     return {**out, "ce": -math.log(out["mean_p"])}
@@ -303,7 +303,7 @@ def fwp_probs(toks, words_freq):
     return r2.first_word_posterior(toks, words_freq).exp()
 
 
-@wrong("first_word_posterior", ["counts_words_not_freqs"])
+@wrong("first_word_posterior", ["ignores_frequencies"])
 def fwp_unweighted(toks, words_freq):
     return r2.first_word_posterior(toks, [(w, 1.0) for w, _ in words_freq])
 
@@ -336,7 +336,7 @@ def ifl_sum(probs):
     return r3.implied_first_letter_probs(probs) * probs.shape[0]
 
 
-@wrong("rotated_word_tokens", ["rotates_backwards"])
+@wrong("rotated_word_tokens", ["shifts_negated"])
 def rwt_back(words):
     toks, shifts = r3.rotated_word_tokens(words)
     return toks, (-shifts) % 26
@@ -371,7 +371,7 @@ def dla_no_centre(components, scale, W_U, labels):
     return eindex((components / scale) @ W_U, labels, "c b s [b]")
 
 
-@wrong("dla_correct", ["mean_over_seq"])
+@wrong("dla_correct", ["mean_over_positions"])
 def dla_centre_seq(components, scale, W_U, labels):
     c = components - components.mean(2, keepdim=True)
     return eindex((c / scale) @ W_U, labels, "c b s [b]")
@@ -383,7 +383,7 @@ def dla_times_scale(components, scale, W_U, labels):
     return eindex((c * scale) @ W_U, labels, "c b s [b]")
 
 
-@wrong("loss_per_position", ["mean_over_seq"])
+@wrong("loss_per_position", ["batch_kept"])
 def lpp_mean_seq(logits, labels):
     return -eindex(logits.log_softmax(-1), labels, "b s [b]").mean(1)
 
@@ -404,7 +404,7 @@ def lpp_ce(logits, labels):
     return torch.nn.functional.cross_entropy(logits.reshape(b * s, -1), labels.repeat_interleave(s), reduction="none").view(b, s).mean(0)
 
 
-@wrong("attention_slot_shares", ["sum_not_mean"])
+@wrong("attention_slot_shares", ["summed_over_batch"])
 def ass_sum(pattern):
     return r4.attention_slot_shares(pattern) * pattern.shape[0]
 
@@ -417,7 +417,7 @@ def dlam_zero_mask(components, scale, W_U, logits, labels):
     return einops.einsum(c / scale, d, "c b s d, b s d -> c b s")
 
 
-@wrong("dla_margin", ["second_largest_logit"])
+@wrong("dla_margin", ["runner_up_even_when_wrong"])
 def dlam_topk(components, scale, W_U, logits, labels):  # second largest logit, even where the model is wrong
     wrong_ = logits.topk(2, -1).indices[..., 1]
     c = components - components.mean(1, keepdim=True)
@@ -454,7 +454,7 @@ def ov_no_ln(resid, ln_scale, W_OV, W_U, final_scale, labels):
     return r5.ov_correct_logits(resid, torch.ones_like(ln_scale), W_OV, W_U, final_scale, labels)
 
 
-@wrong("ov_correct_logits", ["times_final_scale"])
+@wrong("ov_correct_logits", ["multiplies_final_scale"])
 def ov_times_final(resid, ln_scale, W_OV, W_U, final_scale, labels):
     return r5.ov_correct_logits(resid, ln_scale, W_OV, W_U, final_scale, labels) * final_scale ** 2
 
@@ -493,7 +493,7 @@ def wsp_mean(encoded_words, word_toks, word_probs):
     return (match @ word_probs).log().mean(-1).softmax(-1)
 
 
-@wrong("words_shift_posterior", ["max_over_words"])
+@wrong("words_shift_posterior", ["weakest_word"])
 def wsp_min(encoded_words, word_toks, word_probs):  # the weakest word decides
     shifts = torch.arange(26).view(26, 1, 1)
     plain = (encoded_words.unsqueeze(0) - shifts) % 26
@@ -516,7 +516,7 @@ def wsp_loop(encoded_words, word_toks, word_probs):
     return post / post.sum()
 
 
-@wrong("key_score_components", ["with_bias_share"])
+@wrong("key_score_components", ["scaled_by_d_model"])
 def ksc_sqrt_wrong_dim(q, parts, key_scale, W_K):
     return r5.key_score_components(q, parts, key_scale, W_K) * (q.shape[-1] ** 0.5) / (W_K.shape[1] ** 0.5)
 
@@ -555,13 +555,13 @@ def nls_dest(pattern, toks):
     return einops.einsum(pattern, nonletter, "b h d s, b d -> b h d s").sum(-1).mean((0, 2))
 
 
-@wrong("nonletter_attention_share", ["space_only"])
+@wrong("nonletter_attention_share", ["spaces_only"])
 def nls_space(pattern, toks):
     nonletter = (toks == 26).to(pattern.dtype)
     return einops.einsum(pattern, nonletter, "b h d s, b s -> b h d").mean((0, 2))
 
 
-@wrong("loss_by_letters_seen", ["excludes_current"])
+@wrong("loss_by_letters_seen", ["current_letter_not_counted"])
 def lbl_before(logprobs_correct, toks, max_letters=26):
     seen = ((toks < 26).long().cumsum(1) - (toks < 26).long()).clamp(max=max_letters)
     out = torch.full((max_letters + 1,), float("nan"), dtype=logprobs_correct.dtype)
@@ -624,7 +624,7 @@ def pmw_cols(word_toks, word_probs, n_keep):
     return w / w.sum(0, keepdim=True)
 
 
-@wrong("prefix_match_weights", ["excludes_self"])
+@wrong("prefix_match_weights", ["excludes_itself"])
 def pmw_no_self(word_toks, word_probs, n_keep):
     same = (word_toks[:, None, :n_keep] == word_toks[None, :, :n_keep]).all(-1) & ~torch.eye(len(word_toks), dtype=torch.bool)
     w = same.to(word_probs.dtype) * word_probs[None]

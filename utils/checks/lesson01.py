@@ -128,6 +128,7 @@ register(Exercise(
         Mistake("shift_per_position", "the shifts were spread along the sequence instead of down the batch: "
                 "check which dimension of `plain_toks` the shifts line up with."),
         Mistake("space_rotated", "id 26 (the space) was treated as a letter: the letters are ids 0-25 only, so the boundary is off by one."),
+        Mistake("backwards", "the letters moved backwards: the sign of the shift is flipped (encoding adds each row's shift)."),
     ),
 ))
 register(Exercise(

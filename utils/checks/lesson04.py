@@ -98,7 +98,8 @@ LOSS_MISTAKES = (
     Mistake("raw_logits", "you read the raw logits: turn them into log-probs over the 26 shifts first."),
     Mistake("probabilities", "you read probabilities (softmax); cross-entropy uses log-probs."),
     Mistake("no_minus_sign", "the sign is flipped: cross-entropy is minus the log-prob of the correct shift."),
-    Mistake("averaged_over_positions", "the loss is averaged over positions instead of over the batch: the result needs one value per position."),
+    Mistake("batch_kept", "the loss is averaged over positions instead of over the batch: the result needs one value per position, not one per sequence."),
+    Mistake("summed_over_batch", "the losses are summed over the batch, not averaged: the mean over the batch is asked for."),
 )
 ABLATION_MISTAKES = (
     Mistake("mean_over_positions_too", "the mean ablation averages over positions as well; the text asks for the "

@@ -102,12 +102,14 @@ GAP_MISTAKES = (
     Mistake("probabilities", "you compare probabilities; cross-entropy uses the log-probs."),
     Mistake("float32", "the result is float32: compute and return float64."),
     Mistake("averaged_over_positions", "you average over positions too; keep one value per position."),
+    Mistake("summed_over_batch", "the gaps are summed over the batch, not averaged: each position's gap is a mean over sequences."),
 )
 ENTROPY_MISTAKES = (
     Mistake("nats", "the entropy is in nats: the text asks for bits (log base 2)."),
     Mistake("nan_on_certain_shift", "a shift with probability 0 gives NaN (0 * -inf): make it contribute 0."),
     Mistake("no_minus_sign", "the sign is flipped: entropy is minus the sum of p log p."),
     Mistake("always_float32", "float64 log-probs give a float32 entropy: keep the input's dtype."),
+    Mistake("log10", "the entropy uses log base 10: bits are log base 2."),
 )
 LETTERS_MISTAKES = (
     Mistake("counts_before_the_position", "the letter count leaves out the current position; it is the count up to "

@@ -164,6 +164,9 @@ register(Exercise(
                                  "scrub keeps."),
         Mistake("probabilities_not_logprobs", "the losses use p(true shift) rather than -log p(true shift)."),
         Mistake("mean_of_ratios", "the fraction is computed per position and then averaged, not from the mean losses."),
+        Mistake("returns_tensor", "the fraction is a 0-d tensor: the text asks for a Python float (the cell formats "
+                                  "and compares it)."),
+        Mistake("inverted", "the fraction is upside down: (L_control - L_clean) over (L_control - L_scrub); the scrub's distance from the control goes on top."),
     ),
 ))
 

@@ -184,3 +184,7 @@ def word_probabilities__medium_unnormalised(counts, mode):
 
 def rotation_twins__tuples(words):
     return [tuple(g) for g in ref.rotation_twins(words)]
+
+
+def encode_tokens__backwards(plain_toks, shifts):
+    return torch.where(plain_toks < 26, (plain_toks - shifts[:, None]) % 26, plain_toks)

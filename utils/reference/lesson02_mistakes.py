@@ -212,3 +212,7 @@ def summary_stats__min_of_logprobs(lp):
 
 def first_word_posterior__ignores_frequencies(toks, words_freq):
     return ref.first_word_posterior(toks, [(w, 1.0) for w, _ in words_freq])
+
+
+def correct_logprobs__transposed(logprobs, labels):
+    return ref.correct_logprobs(logprobs, labels).T

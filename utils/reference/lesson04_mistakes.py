@@ -200,7 +200,7 @@ def dla_correct__mean_over_positions(components, scale, W_U, labels):
     return eindex((c / scale) @ W_U, labels, 'c b s [b]')
 
 
-def loss_per_position__averaged_over_positions(logits, labels):
+def loss_per_position__batch_kept(logits, labels):
     return -eindex(logits.log_softmax(-1), labels, 'b s [b]').mean(1)
 
 
@@ -210,3 +210,7 @@ def attention_slot_shares__summed_over_batch(pattern):
 
 def dla_margin__runner_up_even_when_wrong(components, scale, W_U, logits, labels):
     return _margin_dla(components, scale, W_U, logits.topk(2, -1).indices[..., 1], labels)
+
+
+def loss_per_position__summed_over_batch(logits, labels):
+    return -eindex(logits.log_softmax(-1), labels, 'b s [b]').sum(0)

@@ -127,6 +127,10 @@ def scrub_loss_recovered__probabilities_not_logprobs(logits_clean, logits_scrub,
     return (control - scrub) / (control - clean)
 
 
+def scrub_loss_recovered__returns_tensor(logits_clean, logits_scrub, logits_control, labels):
+    return torch.tensor(ref.scrub_loss_recovered(logits_clean, logits_scrub, logits_control, labels))
+
+
 def scrub_loss_recovered__mean_of_ratios(logits_clean, logits_scrub, logits_control, labels):
     clean, scrub, control = (-eindex(x.log_softmax(-1), labels, "batch seq [batch]").mean(0)
                              for x in (logits_clean, logits_scrub, logits_control))
@@ -194,3 +198,7 @@ def prefix_match_weights__excludes_itself(word_toks, word_probs, n_keep):
     same = (word_toks[:, None, :n_keep] == word_toks[None, :, :n_keep]).all(-1) & ~torch.eye(len(word_toks), dtype=torch.bool)
     w = same.to(word_probs.dtype) * word_probs[None]
     return (w / w.sum(-1, keepdim=True)).nan_to_num(0.0)
+
+
+def scrub_loss_recovered__inverted(logits_clean, logits_scrub, logits_control, labels):
+    return 1 / ref.scrub_loss_recovered(logits_clean, logits_scrub, logits_control, labels)
