@@ -208,3 +208,89 @@ def test_kind_parser():
     src = "### Exercise - a\n\n> ```yaml\n> Difficulty: x\n> Kind: judgement\n> ```\n"
     assert KIND.search(src).group(1) == "judgement"
     assert KIND.search("### Exercise - b\n> Difficulty: x\n") is None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Check messages (issue 22, item 3): what a failing check prints must not hand over the solution's code either
+# ---------------------------------------------------------------------------------------------------------
+
+DEF = re.compile(r"^def\s+(\w+)\s*\(", re.M)
+
+
+def solution_code_by_function() -> dict[str, str]:
+    """{function name: its solution code (normalised as for hints)} for every code cell of every solution notebook
+    that defines a function with a BEGIN/END SOLUTION block."""
+    out = {}
+    for path in LESSONS:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code" and BEGIN in cell.source:
+                for name in DEF.findall(cell.source):
+                    out.setdefault(name, "".join(solution_lines(cell.source)))
+    return out
+
+
+def message_text(exercise) -> str:
+    """Everything a failing check of `exercise` can print besides values and shapes: its hint, every catalogued
+    mistake's sentence (a message names one, or the few that give the same outputs) and the `explain` sentences;
+    backticks and whitespace removed, as for hints. An upper bound on the code any one message shows."""
+    parts = [exercise.hint, *(m.message for m in exercise.mistakes), *exercise.explain.values()]
+    return re.sub(r"\s+", "", " ".join(parts).replace("`", ""))
+
+
+def message_shares() -> list[ExerciseShare]:
+    from utils.checks.core import REGISTRY
+    import utils.checks  # noqa: F401  (registers every exercise)
+
+    code = solution_code_by_function()
+    return [ExerciseShare(ex.lesson, name, len(code[name]), covered(code[name], message_text(ex)))
+            for name, ex in REGISTRY.items() if name in code and ex.kind == "code"]
+
+
+def test_check_messages_table_prints():
+    rows = message_shares()
+    print("\ncheck messages: lesson, exercise, solution characters, of them in the check's messages, share")
+    for r in rows:
+        print(f"  {r.lesson} {r.name[:40]:40} {r.n_chars:4} {r.n_in_hints:4} {r.share:5.0%}")
+    assert rows, "no exercise's solution found in solutions/"
+
+
+def test_check_messages_do_not_give_the_answer():
+    """No failing check's message (hint + diagnoses) holds as much of the solution as the hints may: under
+    MAX_SHARE per exercise, and under MAX_MEAN_SHARE on average."""
+    rows = message_shares()
+    too_much = [f"{r.lesson} {r.name} ({r.share:.0%})" for r in rows if r.share >= MAX_SHARE]
+    assert not too_much, f"check messages hold half or more of the solution in: {too_much}"
+    mean = sum(r.share for r in rows) / len(rows)
+    assert mean < MAX_MEAN_SHARE, f"mean share of the solution in check messages {mean:.0%}"
+
+
+def test_a_real_failure_message_is_within_the_measure():
+    """The measure bounds what a learner actually sees: a real failing check's message, values stripped, holds
+    no more of the solution than message_text does."""
+    from utils.checks.core import REGISTRY, CheckFailed, check, mistake_function
+
+    code = solution_code_by_function()
+    ex = REGISTRY["rotate_text"]
+    with pytest.raises(CheckFailed) as info:
+        check("rotate_text", mistake_function(ex, ex.mistakes[0]), seed=0)
+    seen = re.sub(r"\s+", "", str(info.value).replace("`", ""))
+    assert "Likely mistake" in str(info.value) and "Hint" in str(info.value)
+    assert covered(code["rotate_text"], seen) <= covered(code["rotate_text"], message_text(ex)) + 2 * WINDOW
+
+
+def test_prediction_answer_not_in_check_message():
+    """Lesson 03's prediction "independent evidence after th" (74.5% on the course's frequencies) cannot be read
+    from a failing `independent_evidence_probs` check: its cases use other frequencies."""
+    from utils.checks.core import REGISTRY, CheckFailed, check
+    import torch
+
+    ex = REGISTRY["independent_evidence_probs"]
+    for seed in (0, 1, 2):
+        for case in ex.cases(seed):
+            words = case.args[0]
+            if "the" in words:
+                p_th = ex.expected(case)[words.index("the"), 1].item()
+                assert abs(p_th - 0.745) > 0.005, (case.label, p_th)
+    with pytest.raises(CheckFailed) as info:
+        check("independent_evidence_probs", lambda w, f: torch.zeros(len(w), 3, dtype=torch.float64), seed=0)
+    assert "0.745" not in str(info.value) and "74.5" not in str(info.value)

@@ -5,8 +5,9 @@
     compare_prediction("p after th", my_guess, p_th, tolerance=0.1, why="the Bayes posterior after 'th' ...")
 
 A prediction is never graded right or wrong and never raises: the helper says how far off the guess was and
-why the measured value is what it is. `PREDICTIONS` keeps what was compared in this kernel (the grader may record
-that a prediction was made).
+why the measured value is what it is. It returns None, so that as a cell's last line it shows only its printed
+lines (no `PredictionResult(...)` repr); `PREDICTIONS` keeps what was compared in this kernel (the grader may
+record that a prediction was made).
 """
 
 from __future__ import annotations
@@ -66,9 +67,10 @@ def _judge(guess: Any, measured: Any, tolerance: float | None) -> tuple[bool | N
 
 def compare_prediction(
     name: str, guess: Any, measured: Any, tolerance: float | None = None, why: str = ""
-) -> PredictionResult:
-    """Print how a guess compares with the measured value, and why; never raises. `tolerance` (numbers only) is
-    how far off still counts as close (default: 10% of the measured value)."""
+) -> None:
+    """Print how a guess compares with the measured value, and why; never raises, returns None (the record is
+    `PREDICTIONS[-1]`). `tolerance` (numbers only) is how far off still counts as close (default: 10% of the
+    measured value)."""
     guess, measured = _plain(guess), _plain(measured)
     try:
         if guess is NO_GUESS or guess is None or (isinstance(guess, float) and math.isnan(guess)):
@@ -81,4 +83,3 @@ def compare_prediction(
     result = PredictionResult(name, guess, measured, made, close, text)
     PREDICTIONS.append(result)
     print(f"Prediction '{name}': {text}." + (f"\nWhy: {why}" if why else ""))
-    return result

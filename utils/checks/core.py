@@ -38,11 +38,19 @@ import torch
 REGISTRY: dict[str, "Exercise"] = {}
 
 
-class CheckFailed(AssertionError):
+class _MessageOnly:
+    """In IPython / Jupyter, show the exception as its message alone: the frames inside utils/checks say nothing
+    to a learner (IPython calls `_render_traceback_` instead of formatting the traceback)."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class CheckFailed(_MessageOnly, AssertionError):
     """A learner's answer disagrees with the reference. The message says where and how."""
 
 
-class ExerciseNotDone(NotImplementedError):
+class ExerciseNotDone(_MessageOnly, NotImplementedError):
     """The learner's function still raises NotImplementedError."""
 
 
@@ -111,6 +119,9 @@ class Case:
     args: tuple = ()
     kwargs: dict = dataclasses.field(default_factory=dict)
     label: str = ""
+    # an error whose message holds one of these passes the case: for inputs that only some correct answers can
+    # handle (e.g. the "meta" device, which tells a loader that ignores `device` from one that uses it)
+    allow_error: tuple[str, ...] = ()
 
     def describe(self) -> str:
         if self.label:
@@ -367,7 +378,8 @@ def compare_values(
     """Tensors, numbers, strings, sets, and lists / tuples / dicts of them.
 
     strict: where `expected` holds a Python number, `got` must be a number too (int or float, numpy scalars
-    included), not a 0-d tensor; where it holds an int, `got` must be an int. Without it a 1-element tensor
+    included), not a 0-d tensor; where it holds an int, `got` must be an int; a list must be a list and a tuple
+    a tuple. Without it a 1-element tensor
     passes as a number. transform: see compare_tensors (applied to every tensor)."""
     if isinstance(expected, torch.Tensor):
         return compare_tensors(expected, got, atol, rtol, transform)
@@ -400,6 +412,9 @@ def compare_values(
     if isinstance(expected, (list, tuple)):
         if not isinstance(got, (list, tuple)):
             return f"expected a {type(expected).__name__}, got {type(got).__name__}"
+        if strict and type(got) is not type(expected):
+            return (f"expected a {type(expected).__name__}, got a {type(got).__name__} {_short(got)}: the exercise "
+                    f"asks for a {type(expected).__name__}")
         if len(got) != len(expected):
             return f"expected {len(expected)} items, got {len(got)}"
         for i, (e, g) in enumerate(zip(expected, got)):
@@ -549,22 +564,37 @@ def _reproduces(exercise: Exercise, mistake: Mistake, case: Case, got: Any) -> b
         return False
 
 
+def _format_diagnosis(mistakes: Sequence[Mistake]) -> str:
+    lines = [f"Likely mistake: {mistakes[0].message}"]
+    if len(mistakes) > 1:  # the same outputs on every case: the learner's code decides which, so name each
+        lines += [f"{ALSO} {m.message}" for m in mistakes[1:]]
+    return "\n".join(lines)
+
+
+ALSO = "Or, giving the same outputs:"
+
+
 def diagnose(
-    exercise: Exercise | str, case: Case, got: Any, others: Sequence[tuple[Case, Any]] = ()
+    exercise: Exercise | str,
+    case: Case,
+    got: Any,
+    others: Sequence[tuple[Case, Any]] = (),
+    agreeing: Sequence[tuple[Case, Any]] = (),
 ) -> str | None:
-    """The line "Likely mistake: ..." if a catalogued mistake, run on `case`'s inputs, reproduces `got` (the
-    learner's normalized output, which the check already found wrong); None if none does, or if the catalogue
-    cannot be imported (as in a learner's sandbox). Where several mistakes reproduce it, the learner's outputs on
-    other failing cases (`others`, pairs of case and output) decide between them. The grader calls this in its
-    own process."""
+    """The line "Likely mistake: ..." if a catalogued mistake, run on the same inputs, reproduces the learner's
+    wrong output `got` on `case` AND on every other failing case (`others`: pairs of case and the learner's
+    normalized output) AND agrees with the learner where the learner's output was right (`agreeing`); None if
+    no mistake does, or if the catalogue cannot be imported (as in a learner's sandbox). A mistake that explains
+    only some of the learner's wrong outputs is not the learner's mistake: naming it would send the learner to
+    the wrong place. Where several mistakes reproduce every output, each is named (one line each). The grader
+    calls this in its own process, one case at a time."""
     exercise = REGISTRY[exercise] if isinstance(exercise, str) else exercise
     candidates = [m for m in exercise.mistakes if _reproduces(exercise, m, case, got)]
-    for other_case, other_got in others:
-        if len(candidates) <= 1:
+    for other_case, other_got in [*others, *agreeing]:
+        if not candidates:
             break
-        narrowed = [m for m in candidates if _reproduces(exercise, m, other_case, other_got)]
-        candidates = narrowed or candidates
-    return f"Likely mistake: {candidates[0].message}" if candidates else None
+        candidates = [m for m in candidates if _reproduces(exercise, m, other_case, other_got)]
+    return _format_diagnosis(candidates) if candidates else None
 
 
 def learner_frames(exc: BaseException) -> str:
@@ -595,6 +625,8 @@ def _run_case(exercise: Exercise, fn: Callable, case: Case) -> tuple[CaseResult,
             f"`{exercise.name}` is not implemented yet: replace `raise NotImplementedError()` with your code."
         ) from None
     except Exception as e:  # the learner's bug, reported, never a crash inside utils
+        if any(text in str(e) for text in case.allow_error):
+            return CaseResult(case.describe(), True), Raised.of(e)
         msg = f"your function raised {e.__class__.__name__}: {e}\n{learner_frames(e)}"
         return CaseResult(case.describe(), False, msg.rstrip(), wrong_value=True), Raised.of(e)
     problem = exercise.check_output(case, exercise.expected(case), got)
@@ -612,19 +644,23 @@ def run_case(exercise: Exercise, fn: Callable, case: Case, diagnose_it: bool = T
 
 def run_cases(exercise: Exercise, fn: Callable, seed: int) -> list[CaseResult]:
     """Run every case; a learner exception becomes a failed case with a readable message. The first failing case
-    (the one the report shows) is diagnosed, with up to eleven further wrong outputs to tell apart mistakes that
-    agree on it."""
+    (the one the report shows) is diagnosed when its value is wrong: a catalogued mistake is named only if it
+    reproduces the learner's output on every case whose value is wrong and agrees with it on every other case."""
     results: list[CaseResult] = []
     wrong: list[tuple[int, Case, Any]] = []
+    right: list[tuple[Case, Any]] = []
     for case in exercise.cases(seed):
         result, got = _run_case(exercise, fn, case)
         if result.wrong_value:
             wrong.append((len(results), case, got))
+        elif not isinstance(got, Raised):  # a tolerated error (Case.allow_error) says nothing about a mistake
+            right.append((case, got))
         results.append(result)
     failed = [i for i, r in enumerate(results) if not r.passed]
     if wrong and failed and wrong[0][0] == failed[0]:
         _, case, got = wrong[0]
-        results[failed[0]].diagnosis = diagnose(exercise, case, got, [(c, g) for _, c, g in wrong[1:12]]) or ""
+        others = [(c, g) for _, c, g in wrong[1:]]
+        results[failed[0]].diagnosis = diagnose(exercise, case, got, others, right) or ""
     return results
 
 
@@ -645,6 +681,7 @@ def format_failure(exercise: Exercise, results: list[CaseResult]) -> str:
 
 def check(name: str, fn: Callable, seed: int | None = None) -> None:
     """The learner's entry point: test `fn` against exercise `name` on fresh inputs."""
+    __tracebackhide__ = True  # IPython and pytest hide this frame: the learner sees the message, not utils' code
     exercise = REGISTRY[name]
     if os.environ.get(GRADING_ENV) == "1":
         print(f"(test_{name} is skipped while grading: the grader checks `{name}` itself.)")
@@ -666,7 +703,13 @@ def make_test(name: str) -> Callable[[Callable], None]:
     """Build the `test_<name>(fn)` function a learner calls."""
 
     def test(fn: Callable) -> None:
-        check(name, fn)
+        __tracebackhide__ = True
+        try:
+            check(name, fn)
+        except (CheckFailed, ExerciseNotDone) as e:
+            # Raised afresh from here, with no frames of utils below it (and shown as its message alone in a
+            # notebook, see _MessageOnly): the learner sees the message, not the four frames of core.py.
+            raise e.with_traceback(None) from None
 
     test.__name__ = f"test_{name}"
     test.__doc__ = f"Check your `{name}` against the reference on fresh inputs."

@@ -18,7 +18,8 @@ def _rotate_cases(seed: int) -> list[Case]:
     texts = ["the cat sat", "xyz abc", "Hello, World!", "", "Ünïcödé: café, naïve — ß"]
     texts += ["".join(rng.choice(string.ascii_letters + " .,'é") for _ in range(20)) for _ in range(3)]
     shifts = (0, 1, 13, 25, -3, 27, -100, rng.randrange(-60, 60))  # the text promises any integer
-    return [Case((t, s)) for t in texts for s in shifts]
+    course = [("the", 18), ("Zoë!", 1), ("one", 13), ("kwlq", -3)]  # the calls and asserts of notebook 01
+    return [Case((t, s)) for t in texts for s in shifts] + [Case(c, label=f"{c!r} (as notebook 01 calls it)") for c in course]
 
 
 def _tokenize_cases(seed: int) -> list[Case]:
@@ -28,7 +29,13 @@ def _tokenize_cases(seed: int) -> list[Case]:
     messy += ["".join(rng.choice(string.printable + "éÉ") for _ in range(30))]
     hard = ["to be, or not to be: that is\nthe question.", "".join(rng.choice(VOCAB_HARD) for _ in range(30))]
     cases = [Case((t, "easy")) for t in plain + messy] + [Case((t, "medium")) for t in plain[:2] + messy[:2]]
-    return cases + [Case((t, "hard")) for t in hard + messy]
+    cases += [Case((t, "hard")) for t in hard + messy]
+    cases.append(Case(("To be, or NOT", "hard"), label="('To be, or NOT', 'hard') (as notebook 01 calls it)"))
+    # edges the text promises ("any text"): the empty text (still int64), and case-folding beyond ASCII
+    # (str.casefold turns "ß" into "ss"; lower-casing leaves it, and the vocabulary drops it)
+    cases += [Case(("", mode), label=f"the empty text '', mode={mode!r}") for mode in ("easy", "hard")]
+    cases += [Case(("Straße, GROẞ", mode), label=f"'Straße, GROẞ' (ß is no letter a-z), mode={mode!r}") for mode in ("easy", "hard")]
+    return cases
 
 
 def _encode_cases(seed: int) -> list[Case]:
@@ -80,9 +87,14 @@ register(Exercise(
         Mistake("rotates_everything", "spaces and punctuation were rotated too: only the letters a-z and A-Z move."),
         Mistake("capitals_lowered", "capital letters came back in lower case: a capital should stay a capital."),
         Mistake("capitals_left_alone", "capital letters were left unrotated: they move by the shift too, within A-Z."),
-        Mistake("backwards", "your letters moved backwards: encoding moves each letter forward by `shift`."),
+        Mistake("backwards", "the sign of the shift is flipped: encoding moves each letter forward by `shift`, "
+                "decoding would move it back."),
+        Mistake("abs_shift", "negative shifts moved letters forward: the sign of `shift` is dropped (a negative "
+                "shift moves letters backwards, e.g. -3 is the same as 23)."),
         Mistake("isalpha", "accented letters (é, ß, ...) were rotated: `str.isalpha` is true for them, but only "
                 "a-z and A-Z are part of the cipher."),
+        Mistake("wraps_at_25", "letters wrap around after 25 letters, not 26: the alphabet's length is off by one in the modulo."),
+        Mistake("shift_clamped", "shifts below 0 or above 25 were clamped to 0..25: any integer shift counts modulo 26 (27 is 1, -3 is 23)."),
     ),
 ))
 register(Exercise(
@@ -92,12 +104,17 @@ register(Exercise(
     mistakes=(
         Mistake("int32", "the ids are not int64: torch makes int64 from Python ints unless told otherwise; check "
                 "the dtype you asked for."),
+        Mistake("no_dtype", "the empty text gives a float32 tensor: with no ids to infer from, torch.tensor([]) is "
+                "float; the dtype must be stated."),
+        Mistake("casefold", "'ß' became 'ss': str.casefold() folds beyond lower-casing; the vocabulary's letters "
+                "come from lower-casing alone."),
         Mistake("capitals_dropped", "capital letters were dropped instead of being read as letters: check the "
                 "order of lower-casing and filtering."),
         Mistake("hard_vocab_always", "your function used the hard-mode vocabulary in easy/medium mode: `mode` "
                 "decides the vocabulary."),
         Mistake("easy_vocab_always", "your function ignored `mode`: in hard mode punctuation and newlines are "
                 "tokens too."),
+        Mistake("unknown_as_space", "characters outside the vocabulary became spaces: they are dropped, not replaced."),
     ),
 ))
 register(Exercise(
@@ -110,6 +127,8 @@ register(Exercise(
         Mistake("first_shift_for_all", "every row was encoded with the first row's shift."),
         Mistake("shift_per_position", "the shifts were spread along the sequence instead of down the batch: "
                 "check which dimension of `plain_toks` the shifts line up with."),
+        Mistake("space_rotated", "id 26 (the space) was treated as a letter: the letters are ids 0-25 only, so the boundary is off by one."),
+        Mistake("backwards", "the letters moved backwards: the sign of the shift is flipped (encoding adds each row's shift)."),
     ),
 ))
 register(Exercise(
@@ -121,10 +140,13 @@ register(Exercise(
         Mistake("uniform_in_easy", "the two modes are swapped: easy mode is the one that follows the counts."),
         Mistake("float32", "the probabilities are float32: the exercise asks for float64 whatever the counts' dtype."),
         Mistake("unnormalised", "the probabilities do not sum to 1."),
+        Mistake("softmax_of_counts", "the counts went through a softmax: probabilities proportional to the counts come from dividing by their sum, not exponentiating."),
+        Mistake("medium_unnormalised", "in medium mode the probabilities do not sum to 1: the uniform weights are not divided by their total."),
     ),
 ))
 register(Exercise(
     "rotation_twins", "01", reference(R, "rotation_twins"), _twins_cases, points=2,
+    strict_types=True,  # the text asks for a list of lists: a tuple is another answer (strict compares containers)
     hint="Compare your groups with the expected ones: is a group missing, one too many, or ordered differently?",
     mistakes=(
         Mistake("first_two_letters", "words that only share the step between their first two letters were grouped: "
@@ -135,6 +157,7 @@ register(Exercise(
                 "steps must be taken modulo 26."),
         Mistake("pairs_only", "a group of three or more twins came back as separate pairs."),
         Mistake("unsorted", "the groups (or the words inside them) are not sorted."),
+        Mistake("tuples", "the groups are tuples (or the result is one): the text asks for a list of lists."),
     ),
 ))
 

@@ -15,7 +15,7 @@ R = "lesson02"
 
 CONFIG_FIELDS = (
     "n_layers", "n_heads", "d_model", "d_head", "attn_only", "normalization_type", "positional_embedding_type",
-    "n_ctx", "d_vocab", "d_vocab_out", "attention_dir",
+    "n_ctx", "d_vocab", "d_vocab_out", "attention_dir", "seed", "device",  # seed=42 and device="cpu": the text asks for both
 )
 
 
@@ -40,6 +40,10 @@ def _model_outputs(model):
     the weights)."""
     if not hasattr(model, "cfg") or not callable(model):
         return model
+    device = str(next(model.parameters()).device.type)
+    if device == "meta":  # the case that asks for another device: only where the model ended up can be compared
+        return {"normalization_type (LayerNorm folded?)": model.cfg.normalization_type,
+                "in_training_mode": bool(model.training), "device": device}
     with torch.inference_mode():
         logits = model(_PROBE_TOKS.to(model.cfg.device)).detach().float().cpu()
         writing = [model.W_E, model.W_pos, model.W_O]
@@ -60,7 +64,10 @@ def _model_outputs(model):
 
 def _load_cases(seed: int) -> list[Case]:
     # the text promises a `device` argument: pass it, and leave it out once
-    return [Case(("easy",)), Case(("medium", "cpu")), Case(("hard",), {"device": "cpu"})]
+    # "meta" is a device every machine has (tensors without data): a loader that ignores `device` stays on the CPU
+    return [Case(("easy",)), Case(("medium", "cpu")), Case(("hard",), {"device": "cpu"}),
+            Case(("easy", "meta"), label="('easy', device='meta'): the model must end up on the device asked for",
+                 allow_error=("meta",))]  # a loader that maps the checkpoint onto `device` cannot load meta tensors
 
 
 @functools.lru_cache(maxsize=4)
@@ -127,6 +134,9 @@ register(Exercise(
                 "per shift."),
         Mistake("d_head_is_d_model", "`d_head` equals `d_model`: each head works in a smaller space (see section 1)."),
         Mistake("bidirectional", "attention is not causal: each position may only look at itself and earlier ones."),
+        Mistake("no_seed", "`seed` is not 42: the text asks for seed=42, which fixes the initial weights of the "
+                "untrained model."),
+        Mistake("other_normalization", "normalization_type is not 'LN': the model has LayerNorm (with weights and biases) before each layer and at the end."),
     ),
 ))
 register(Exercise(
@@ -140,14 +150,16 @@ register(Exercise(
                 "flags is off."),
         Mistake("unprocessed", "the weights were loaded as trained, without TransformerLens's processing."),
         Mistake("no_eval", "the model was returned in training mode."),
+        Mistake("ignores_device", "the model stays on the CPU whatever `device` asks for: the `device` argument is "
+                "not used."),
         Mistake("easy_weights_always", "the medium model came back with the easy model's weights: the checkpoint "
                 "path depends on `mode`."),
     ),
 ))
 register(Exercise(
     "rebuild_b_O", "02", reference(R, "rebuild_b_O"), _b_O_cases, points=2, atol=1e-5,
-    hint="Go through the processing steps in order (fold LayerNorm, fold the value biases, centre) and check which "
-         "contribution to the output bias your answer is missing or has extra.",
+    hint="Find which contribution to the output bias your answer is missing or has extra: the one from LayerNorm's "
+         "bias, from the value biases, or the centring over d_model.",
     mistakes=(
         Mistake("no_ln_bias", "LayerNorm's bias is missing: folding LayerNorm adds what its bias contributes through "
                 "W_V to the value bias."),
@@ -166,6 +178,8 @@ register(Exercise(
                 "not each sequence's own label."),
         Mistake("loss", "the values have the wrong sign: return the log-probs, not the loss."),
         Mistake("to_float64", "the dtype changed: return the log-probs in the dtype they came in."),
+        Mistake("first_label_for_all", "every sequence was read at the first sequence's label: each sequence b has its own labels[b]."),
+        Mistake("transposed", "the result is [seq batch]: the dimensions are swapped; it keeps the input's [batch seq] order."),
     ),
 ))
 register(Exercise(
@@ -178,6 +192,8 @@ register(Exercise(
         Mistake("mean_p_from_ce", "`mean_p` is exp(-ce), a geometric mean: the mean of the probabilities is "
                 "larger."),
         Mistake("max_not_min", "`min_p` is the largest probability, not the smallest."),
+        Mistake("ce_from_mean_p", "'ce' is minus the log of the mean probability: cross-entropy is the mean of minus the log-probs (mean first, log second differ)."),
+        Mistake("min_of_logprobs", "'min_p' is the smallest log-prob, not the smallest probability: it is taken before exponentiating."),
     ),
 ))
 register(Exercise(
@@ -193,6 +209,7 @@ register(Exercise(
                 "probability)."),
         Mistake("last_letter_only", "a word counted when its j-th letter matched, whatever the letters before it: "
                 "all of the first j + 1 letters must match."),
+        Mistake("ignores_frequencies", "every matching word counts the same: the words' frequencies in words_freq are not used as weights."),
     ),
 ))
 

@@ -72,8 +72,14 @@ def _evidence_cases(seed: int) -> list[Case]:
     cases = []
     for n, mode in ((100, "easy"), (100, "medium"), (15, "easy")):
         wf = _words_freq(rng, n, mode)
+        if mode == "easy":
+            # counts jittered by up to +-30%: with the course's exact frequencies the failure message ("expected
+            # ..., got ...") could show the answer to the prediction "independent evidence after th"
+            wf = [(w, f * rng.uniform(0.7, 1.3)) for w, f in wf]
+            total = sum(f for _, f in wf)
+            wf = [(w, f / total) for w, f in wf]
         words = [w for w, _ in wf]
-        cases.append(Case((words, analysis.letter_freqs_by_position(wf)), label=f"{n} words, {mode} frequencies"))
+        cases.append(Case((words, analysis.letter_freqs_by_position(wf)), label=f"{n} words, {mode} frequencies" + (" (jittered)" if mode == "easy" else "")))
     return cases
 
 
@@ -122,6 +128,7 @@ register(Exercise(
                 "must be s."),
         Mistake("backwards", "the words were rotated backwards: encoding adds the shift."),
         Mistake("int32", "the tensors are not int64."),
+        Mistake("shifts_negated", "the shifts listed are the negatives (mod 26) of the ones used: each row's shift is the one that encoded it."),
     ),
 ))
 register(Exercise(

@@ -81,6 +81,7 @@ DLA_MISTAKES = (
                                     "each component over the batch."),
     Mistake("multiplies_by_scale", "the components are multiplied by `scale`; the final LayerNorm divides by it."),
     Mistake("no_scale", "`scale` is not used: the final LayerNorm divides every position by its scale."),
+    Mistake("mean_over_positions", "the mean is removed over positions (dim 2) instead of over the batch (dim 1)."),
 )
 SLOT_MISTAKES = (
     Mistake("swapped_slots", "your [h, d, k] is the reference's [h, k, d]: the first slot index is the destination's "
@@ -89,6 +90,7 @@ SLOT_MISTAKES = (
                                                   "multiple of 4, the slots hold different numbers of positions."),
     Mistake("summed_over_destinations", "the destinations of a slot are summed, not averaged: each row should sum to 1."),
     Mistake("mean_over_sources", "the sources of a slot are averaged; the share is the sum of the attention on them."),
+    Mistake("summed_over_batch", "the shares are summed over the batch instead of averaged: each row should sum to 1."),
 )
 LOSS_MISTAKES = (
     Mistake("averaged_over_positions", "you average over positions too; keep one loss per position (mean over the "
@@ -96,6 +98,8 @@ LOSS_MISTAKES = (
     Mistake("raw_logits", "you read the raw logits: turn them into log-probs over the 26 shifts first."),
     Mistake("probabilities", "you read probabilities (softmax); cross-entropy uses log-probs."),
     Mistake("no_minus_sign", "the sign is flipped: cross-entropy is minus the log-prob of the correct shift."),
+    Mistake("batch_kept", "the loss is averaged over positions instead of over the batch: the result needs one value per position, not one per sequence."),
+    Mistake("summed_over_batch", "the losses are summed over the batch, not averaged: the mean over the batch is asked for."),
 )
 ABLATION_MISTAKES = (
     Mistake("mean_over_positions_too", "the mean ablation averages over positions as well; the text asks for the "
@@ -115,25 +119,23 @@ LOSS_CHANGE_MISTAKES = (
 )
 
 register(Exercise("dla_correct", "04", reference(R, "dla_correct"), _dla_cases, points=2, mistakes=DLA_MISTAKES,
-                  hint="Subtract each component's mean over the batch (dim 1, keepdim), divide by scale (it "
-                       "broadcasts over components), multiply by W_U, then keep each sequence's correct shift with "
-                       "eindex(dla, labels, 'comp batch seq [batch]')."))
+                  hint="Look at the step the reported value depends on: the batch-mean removal (which dimension), the "
+                       "final scale, or which shift is read for each sequence."))
 register(Exercise("attention_slot_shares", "04", reference(R, "attention_slot_shares"), _slot_cases, points=2,
                   mistakes=SLOT_MISTAKES,
-                  hint="slot = position % 4. For each destination slot d, take the rows of pattern at those "
-                       "destinations, sum the columns in source slot k, then average over batch and those rows."))
+                  hint="Compare one destination slot's row: which destinations count as that slot, which sources are "
+                       "grouped into each source slot, and what the average is taken over."))
 register(Exercise("loss_per_position", "04", reference(R, "loss_per_position"), _loss_cases, mistakes=LOSS_MISTAKES,
-                  hint="log_softmax the logits, pick the correct shift with eindex, negate and average over the batch "
-                       "only (keep the seq dimension)."))
+                  hint="Check the sign, which shift is read for each sequence, and which dimension is averaged (the "
+                       "result keeps one value per position)."))
 register(Exercise("ablated_logits", "04", reference(R, "ablated_logits"), _ablation_cases, points=2,
                   mistakes=ABLATION_MISTAKES,
-                  hint="Hook f'blocks.{layer}.attn.hook_z' (shape [batch seq head d_head]) and change only index "
-                       "`head` of dim 2: zeros, or its mean over the batch dim (keepdim) so each position keeps its "
-                       "own mean. Return model.run_with_hooks(toks, fwd_hooks=[(name, hook)])."))
+                  hint="Look at what your hook replaces: which activation, which head (and only that head), and, for "
+                       "the mean, which dimension the mean is taken over (each position keeps its own)."))
 register(Exercise("ablation_loss_change", "04", reference(R, "ablation_loss_change"), _loss_change_cases,
                   mistakes=LOSS_CHANGE_MISTAKES,
-                  hint="out[layer, head] = loss_per_position(ablated logits) - loss_per_position(clean logits); "
-                       "positive means the head was helping."))
+                  hint="Check the sign of the difference (which run is subtracted from which) and that every (layer, "
+                       "head) entry uses that head's ablation."))
 
 test_dla_correct = make_test("dla_correct")
 test_attention_slot_shares = make_test("attention_slot_shares")

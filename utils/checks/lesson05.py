@@ -53,6 +53,7 @@ OV_MISTAKES = (
                                "left (x @ W_OV, d_model in -> d_model out)."),
     Mistake("max_logit", "you take the largest logit over the shifts; the exercise asks for the logit of the "
                          "correct shift labels[b]."),
+    Mistake("multiplies_final_scale", "the output is multiplied by final_scale: the final LayerNorm divides by it."),
 )
 QK_MISTAKES = (
     Mistake("no_mask", "sources later than the destination are not masked before the softmax."),
@@ -64,11 +65,11 @@ QK_MISTAKES = (
 )
 register(Exercise("ov_correct_logits", "05", reference(R, "ov_correct_logits"), _ov_cases, points=2,
                   mistakes=OV_MISTAKES,
-                  hint="Divide resid by ln_scale, apply each head's W_OV, divide by final_scale, multiply by W_U, then "
-                       "index the shift labels[b] for every sequence b (eindex 'head batch seq [batch]')."))
+                  hint="Look at the quantity that differs: the LayerNorm scale (before the OV circuit), the final "
+                       "scale (after it), the side W_OV multiplies from, or which shift is read for each sequence."))
 register(Exercise("qk_pattern", "05", reference(R, "qk_pattern"), _qk_cases, points=2,
                   mistakes=QK_MISTAKES,
-                  hint="Add the biases b_Q / b_K after the matrix products, divide scores by sqrt(d_head), mask "
-                       "sources later than the destination with -inf before the softmax over sources."))
+                  hint="Look at where the failing pattern differs: the biases, the score scale, the mask (which "
+                       "sources a destination may see), or the dimension the softmax runs over."))
 test_ov_correct_logits = make_test("ov_correct_logits")
 test_qk_pattern = make_test("qk_pattern")

@@ -102,12 +102,14 @@ GAP_MISTAKES = (
     Mistake("probabilities", "you compare probabilities; cross-entropy uses the log-probs."),
     Mistake("float32", "the result is float32: compute and return float64."),
     Mistake("averaged_over_positions", "you average over positions too; keep one value per position."),
+    Mistake("summed_over_batch", "the gaps are summed over the batch, not averaged: each position's gap is a mean over sequences."),
 )
 ENTROPY_MISTAKES = (
     Mistake("nats", "the entropy is in nats: the text asks for bits (log base 2)."),
     Mistake("nan_on_certain_shift", "a shift with probability 0 gives NaN (0 * -inf): make it contribute 0."),
     Mistake("no_minus_sign", "the sign is flipped: entropy is minus the sum of p log p."),
     Mistake("always_float32", "float64 log-probs give a float32 entropy: keep the input's dtype."),
+    Mistake("log10", "the entropy uses log base 10: bits are log base 2."),
 )
 LETTERS_MISTAKES = (
     Mistake("counts_before_the_position", "the letter count leaves out the current position; it is the count up to "
@@ -117,40 +119,41 @@ LETTERS_MISTAKES = (
     Mistake("mean_logprob", "the sign is flipped: the loss is minus the log-prob."),
     Mistake("overflow_dropped", "counts above max_letters are dropped; they go into the last bucket."),
     Mistake("empty_bucket_zero", "an empty bucket is 0; the text asks for NaN."),
+    Mistake("current_letter_not_counted", "the letter at the current position is not counted among the letters seen: the count includes it."),
 )
 NONLETTER_MISTAKES = (
     Mistake("destination_mask", "you mark the destinations that are non-letters; the share is over the *source* tokens."),
     Mistake("mean_over_sources", "the attention on the marked sources is averaged; the share is their sum."),
     Mistake("space_only", "only spaces are counted: every id >= 26 (newline, punctuation) is a non-letter."),
     Mistake("letters", "you count the attention on letters (ids < 26); the share is on non-letters."),
+    Mistake("spaces_only", "only the space (id 26) counts as a non-letter: newlines and punctuation (ids 27 and up) do too."),
 )
 
 register(Exercise("observer_table", "06", reference(R, "observer_table"), _observer_cases,
                   mistakes=OBSERVER_MISTAKES,
-                  hint="utils.analysis.position_comparison(model, dataset) gives per-word p(correct) for each observer; "
-                       "average each over words weighted by comparison['weights'] (normalised to sum 1). Rows: model, "
-                       "independent, bayes; columns: positions 0, 1, 2."))
+                  hint="Check which observer each row holds, which position each column holds, and how the words are "
+                       "weighted in the average."))
 register(Exercise("frequency_baseline_logprobs", "06", reference(R, "frequency_baseline_logprobs"), _baseline_cases,
                   mistakes=BASELINE_MISTAKES,
                   points=2,
-                  hint="Under shift s, encoded letter t decodes to (t - s) % 26. Sum log letter_freqs of the decoded "
-                       "letters along the sequence (torch.cumsum), counting 0 for tokens >= 26, then log_softmax over "
-                       "the 26 shifts. Return float64 (take the log of letter_freqs.double())."))
+                  hint="Look at the failing position and shift: the direction of decoding, which letters up to it "
+                       "count (non-letters add nothing), the normalisation over shifts, and the dtype."))
 register(Exercise("baseline_loss_gap", "06", reference(R, "baseline_loss_gap"), _gap_cases,
                   mistakes=GAP_MISTAKES,
-                  hint="Read each tensor's log-prob of the correct shift (eindex or gather), then average "
-                       "(model - baseline) over the batch: baseline CE minus model CE, in float64."))
+                  hint="Check the sign (which loss is subtracted from which), which shift is read, the dimension that "
+                       "is averaged, and the dtype."))
 register(Exercise("shift_entropy", "06", reference(R, "shift_entropy"), _entropy_cases,
                   mistakes=ENTROPY_MISTAKES,
-                  hint="Entropy in bits is -sum p log2 p over the last dimension; a shift with p = 0 adds 0 (not NaN)."))
+                  hint="Check the base of the logarithm, the sign, the dimension summed over, and what a shift with "
+                       "probability 0 contributes."))
 register(Exercise("loss_by_letters_seen", "06", reference(R, "loss_by_letters_seen"), _letters_cases, points=2,
                   mistakes=LETTERS_MISTAKES,
-                  hint="Count letters with a cumulative sum of (toks < 26) along the sequence, including the current "
-                       "position; clamp at max_letters; average -logprobs_correct in each bucket (NaN if empty)."))
+                  hint="Look at the failing bucket: whether the current position's letter counts, what happens past "
+                       "max_letters, and what an empty bucket reports."))
 register(Exercise("nonletter_attention_share", "06", reference(R, "nonletter_attention_share"), _nonletter_cases,
                   mistakes=NONLETTER_MISTAKES,
-                  hint="Mark the non-letter tokens (toks >= 26) of each sequence as sources, sum each destination's "
-                       "attention over the marked sources, then average over batch and destinations."))
+                  hint="Check which tokens count as non-letters, whether they are the sources or the destinations, "
+                       "and what the average is taken over."))
 
 test_observer_table = make_test("observer_table")
 test_frequency_baseline_logprobs = make_test("frequency_baseline_logprobs")

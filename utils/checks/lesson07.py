@@ -69,6 +69,9 @@ def _patch_cases(seed: int) -> list[Case]:
         Case((Ref("model", "easy"), toks, k, v, mask), label="easy model, keys/values of other sequences, random mask"),
         Case((Ref("model", "easy"), toks, k * 0.5, v.flip(0), ~mask), label="easy model, scaled keys, other mask"),
         Case((Ref("model", "easy"), toks[:, :9], k[:, :9], v[:, :9], mask[:9]), label="easy model, 9 positions"),
+        # the way lesson 07 calls it: no mask, so every position is patched
+        Case((Ref("model", "easy"), toks, k, v), label="easy model, no mask (the default mask=None: every position)"),
+        Case((Ref("model", "easy"), toks[:, :7], k[:, :7], v[:, :7]), {"mask": None}, label="easy model, 7 positions, mask=None"),
     ]
 
 
@@ -115,9 +118,12 @@ register(Exercise(
          "letters, and weigh them by the table's probabilities.",
     mistakes=(
         Mistake("not_normalised", "the rows do not sum to 1: each row should be a distribution over replacement words."),
+        Mistake("normalised_over_wrong_axis", "the weights are normalised over the wrong axis (over i, down each "
+                                              "column): row i is the distribution, so its entries over j sum to 1."),
         Mistake("ignores_word_probs", "the weights are uniform over matching words; a redrawn word must follow the "
                                       "dataset's word probabilities."),
         Mistake("matches_last_letters", "the match compares the last letters of the words, not the first n_keep."),
+        Mistake("excludes_itself", "word i is left out of its own row: it shares its first n_keep letters with itself and may be redrawn."),
     ),
 ))
 
@@ -135,18 +141,22 @@ register(Exercise(
 
 register(Exercise(
     "run_with_patched_kv", "07", reference(R, "run_with_patched_kv"), _patch_cases, points=2, atol=1e-4,
-    hint="Two hooks on layer 1's attention, each replacing an activation at the masked positions only; queries "
-         "and everything in layer 0 stay as they are.",
+    hint="Look at which activations are replaced, in which layer, and at which positions (with and without a mask); "
+         "queries and layer 0 stay as they are.",
     mistakes=(
         Mistake("keys_only", "only the keys are patched: the values at the masked positions are still the clean ones."),
         Mistake("layer_0", "the patch is applied in layer 0, not layer 1."),
         Mistake("ignores_mask", "every position is patched, whatever the mask says."),
         Mistake("leaves_hooks", "hooks added with model.add_hook stay on the model after your function returns."),
+        Mistake("no_mask_patches_nothing", "without a mask (mask=None, the default, as lesson 07 calls it) nothing is "
+                                           "patched: None means every position."),
+        Mistake("values_only", "only the values are patched: the keys at the masked positions are still the clean ones."),
     ),
 ))
 
 register(Exercise(
     "scrub_loss_recovered", "07", reference(R, "scrub_loss_recovered"), _recovered_cases, atol=1e-4,
+    strict_types=True,  # the text asks for a Python float (the notebook formats and compares it)
     hint="First turn each set of logits into one mean loss of the true shift; the fraction compares how far the "
          "scrub is from the control with how far the clean run is.",
     mistakes=(
@@ -154,13 +164,16 @@ register(Exercise(
                                  "scrub keeps."),
         Mistake("probabilities_not_logprobs", "the losses use p(true shift) rather than -log p(true shift)."),
         Mistake("mean_of_ratios", "the fraction is computed per position and then averaged, not from the mean losses."),
+        Mistake("returns_tensor", "the fraction is a 0-d tensor: the text asks for a Python float (the cell formats "
+                                  "and compares it)."),
+        Mistake("inverted", "the fraction is upside down: (L_control - L_clean) over (L_control - L_scrub); the scrub's distance from the control goes on top."),
     ),
 ))
 
 register(Exercise(
     "ablated_query_logits", "07", reference(R, "ablated_query_logits"), _query_cases, atol=1e-4,
-    hint="One hook on layer 1's queries. 'mean': the batch average at each position and head; 'resample': another "
-         "sequence's queries at the same position.",
+    hint="Look at which activation your hook replaces, and for each method what replaces it: over which dimension the "
+         "mean is taken, and whose queries a resampled sequence gets.",
     mistakes=(
         Mistake("mean_over_positions_too", "the mean is also taken over positions: each position keeps its own mean."),
         Mistake("ablates_keys", "the hook sits on the keys, not the queries."),
@@ -170,8 +183,8 @@ register(Exercise(
 
 register(Exercise(
     "word_rotation_probs", "07", reference(R, "word_rotation_probs"), _rotation_cases, atol=1e-4,
-    hint="Encode each word with each of the 26 shifts, run the 3-letter sequences through the model, and read "
-         "p(the shift used) after the last letter.",
+    hint="Look at the failing word and shift: the direction of encoding, the position p is read at, and whether the "
+         "values are probabilities.",
     mistakes=(
         Mistake("first_letter", "p(correct) is read after the first letter, not after the whole word."),
         Mistake("rotated_backwards", "the words are encoded with -s but p is read at shift s."),

@@ -34,6 +34,10 @@ def rotate_text__backwards(text, shift):
     return ref.rotate_text(text, -shift)
 
 
+def rotate_text__abs_shift(text, shift):
+    return ref.rotate_text(text, abs(shift))
+
+
 def rotate_text__isalpha(text, shift):  # str.isalpha is true for é, ß, ...: they are not a-z
     return "".join(chr((ord(c.lower()) - 97 + shift) % 26 + 97) if c.isalpha() else c for c in text)
 
@@ -46,6 +50,15 @@ def tokenize__int32(text, mode):
 def tokenize__capitals_dropped(text, mode):
     vocab = VOCAB_HARD if mode == "hard" else VOCAB_EASY
     return torch.tensor([vocab.index(c) for c in text if c in vocab], dtype=torch.int64)
+
+
+def tokenize__no_dtype(text, mode):
+    vocab = VOCAB_HARD if mode == "hard" else VOCAB_EASY
+    return torch.tensor([vocab.index(c) for c in text.lower() if c in vocab])
+
+
+def tokenize__casefold(text, mode):
+    return ref.tokenize(text.casefold(), mode)
 
 
 def tokenize__hard_vocab_always(text, mode):
@@ -140,3 +153,38 @@ def rotation_twins__unsorted(words):
     for w in words:
         groups.setdefault(tuple((LOW.index(c) - LOW.index(w[0])) % 26 for c in w), []).append(w)
     return [g for g in groups.values() if len(g) > 1]
+
+
+def rotate_text__wraps_at_25(text, shift):
+    return ''.join(LOW[(LOW.index(c) + shift) % 25] if c in LOW else UP[(UP.index(c) + shift) % 25] if c in UP else c for c in text)
+
+
+def rotate_text__shift_clamped(text, shift):
+    return ref.rotate_text(text, max(0, min(25, shift)))
+
+
+def tokenize__unknown_as_space(text, mode):
+    vocab = VOCAB_HARD if mode == 'hard' else VOCAB_EASY
+    return torch.tensor([vocab.index(c if c in vocab else ' ') for c in text.lower()], dtype=torch.int64)
+
+
+def encode_tokens__space_rotated(plain_toks, shifts):
+    return torch.where(plain_toks <= 26, (plain_toks + shifts[:, None]) % 26, plain_toks)
+
+
+def word_probabilities__softmax_of_counts(counts, mode):
+    c = counts.double()
+    return c.softmax(-1) if mode == 'easy' else torch.ones_like(c) / len(c)
+
+
+def word_probabilities__medium_unnormalised(counts, mode):
+    c = counts.double()
+    return c / c.sum() if mode == 'easy' else torch.ones_like(c)
+
+
+def rotation_twins__tuples(words):
+    return [tuple(g) for g in ref.rotation_twins(words)]
+
+
+def encode_tokens__backwards(plain_toks, shifts):
+    return torch.where(plain_toks < 26, (plain_toks - shifts[:, None]) % 26, plain_toks)

@@ -24,8 +24,7 @@ def make_config(mode: str) -> HookedTransformerConfig:
 def load_trained_model(mode: str, device: str = "cpu") -> HookedTransformer:
     """The trained model of `mode`: weights loaded safely and processed (LayerNorm folded, writing weights and
     unembedding centred, value biases folded), in eval mode."""
-    cfg = make_config(mode)
-    cfg.device = device
+    cfg = make_config(mode)  # built on the CPU, loaded there, then moved: as the notebook's solution does
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         model = HookedTransformer(cfg)

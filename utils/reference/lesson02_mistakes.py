@@ -36,6 +36,10 @@ def make_config__bidirectional(mode):
     return _cfg(mode, attention_dir="bidirectional")
 
 
+def make_config__no_seed(mode):
+    return _cfg(mode, seed=None)
+
+
 # load_trained_model -----------------------------------------------------------------------------------------------
 def _load(mode, device="cpu", eval_mode=True, **flags):
     with warnings.catch_warnings():
@@ -70,6 +74,10 @@ def load_trained_model__unprocessed(mode, device="cpu"):
 
 def load_trained_model__no_eval(mode, device="cpu"):
     return _load(mode, device, eval_mode=False).train()
+
+
+def load_trained_model__ignores_device(mode, device="cpu"):
+    return _load(mode, "cpu")
 
 
 def load_trained_model__easy_weights_always(mode, device="cpu"):
@@ -181,3 +189,30 @@ def first_word_posterior__last_letter_only(toks, words_freq):
         w = torch.tensor([ord(c) - 97 for c in word])
         likelihood += f * (plain == w).long().T
     return (likelihood / likelihood.sum(-1, keepdim=True)).log()
+
+
+def make_config__other_normalization(mode):
+    return _cfg(mode, normalization_type='RMS')
+
+
+def correct_logprobs__first_label_for_all(logprobs, labels):
+    return logprobs[:, :, labels[0]]
+
+
+def summary_stats__ce_from_mean_p(lp):
+    import math
+    out = ref.summary_stats(lp)
+    return {**out, 'ce': -math.log(out['mean_p'])}
+
+
+def summary_stats__min_of_logprobs(lp):
+    out = ref.summary_stats(lp)
+    return {**out, 'min_p': lp.min().item()}
+
+
+def first_word_posterior__ignores_frequencies(toks, words_freq):
+    return ref.first_word_posterior(toks, [(w, 1.0) for w, _ in words_freq])
+
+
+def correct_logprobs__transposed(logprobs, labels):
+    return ref.correct_logprobs(logprobs, labels).T

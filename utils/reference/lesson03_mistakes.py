@@ -150,3 +150,8 @@ def independent_evidence_probs__first_letter_freqs(word_list, letter_freqs):
 def independent_evidence_probs__sum_of_freqs(word_list, letter_freqs):
     ev = letter_freqs.double()[torch.arange(3).view(1, 3, 1), _decoded(word_list)].cumsum(1)
     return (ev / ev.sum(-1, keepdim=True))[..., 0]
+
+
+def rotated_word_tokens__shifts_negated(words):
+    toks, shifts = ref.rotated_word_tokens(words)
+    return toks, (-shifts) % 26

@@ -232,3 +232,34 @@ def reliability_bins__accuracy_of_all_predictions(probs, targets, n_bins=10):
     table = _bins(confidence, correct, index, n_bins)
     table[1] = torch.where(table[2] > 0, correct.mean(), torch.nan)
     return table
+
+
+# --- catalogue grown from the classes of issue 19 ---
+import einops  # noqa: E402
+
+from . import lesson06 as ref  # noqa: E402
+
+
+def nonletter_attention_share__spaces_only(pattern, toks):
+    nonletter = (toks == 26).to(pattern.dtype)
+    return einops.einsum(pattern, nonletter, 'b h d s, b s -> b h d').mean((0, 2))
+
+
+def loss_by_letters_seen__current_letter_not_counted(logprobs_correct, toks, max_letters=26):
+    letters = (toks < 26).long()
+    seen = (letters.cumsum(1) - letters).clamp(max=max_letters)
+    expected = ref.loss_by_letters_seen(logprobs_correct, toks, max_letters)
+    out = torch.full((max_letters + 1,), float('nan'), dtype=expected.dtype)
+    for n in range(max_letters + 1):
+        sel = seen == n
+        if sel.any():
+            out[n] = -logprobs_correct[sel].mean()
+    return out
+
+
+def baseline_loss_gap__summed_over_batch(model_logprobs, baseline_logprobs, labels):
+    return ref.baseline_loss_gap(model_logprobs, baseline_logprobs, labels) * model_logprobs.shape[0]
+
+
+def shift_entropy__log10(logprobs):
+    return shift_entropy(logprobs) * math.log10(2)

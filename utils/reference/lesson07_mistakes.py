@@ -26,6 +26,12 @@ def prefix_match_weights__ignores_word_probs(word_toks, word_probs, n_keep):
     return same / same.sum(-1, keepdim=True)
 
 
+def prefix_match_weights__normalised_over_wrong_axis(word_toks, word_probs, n_keep):
+    same = (word_toks[:, None, :n_keep] == word_toks[None, :, :n_keep]).all(-1)
+    weights = same.to(word_probs.dtype) * word_probs[None, :]
+    return weights / weights.sum(0, keepdim=True)
+
+
 def prefix_match_weights__matches_last_letters(word_toks, word_probs, n_keep):
     tail = word_toks[:, 3 - n_keep:]
     same = (tail[:, None] == tail[None, :]).all(-1).to(word_probs.dtype) * word_probs[None, :]
@@ -91,6 +97,11 @@ def run_with_patched_kv__ignores_mask(model, toks, new_k, new_v, mask=None):
     return ref.run_with_patched_kv(model, toks, new_k, new_v, None)
 
 
+def run_with_patched_kv__no_mask_patches_nothing(model, toks, new_k, new_v, mask=None):
+    mask = torch.zeros(toks.shape[1], dtype=torch.bool) if mask is None else mask
+    return ref.run_with_patched_kv(model, toks, new_k, new_v, mask)
+
+
 def run_with_patched_kv__leaves_hooks(model, toks, new_k, new_v, mask=None):
     mask = torch.ones(toks.shape[1], dtype=torch.bool) if mask is None else mask
     model.add_hook(KV_HOOKS[0], _where_hook(new_k, mask))
@@ -114,6 +125,10 @@ def scrub_loss_recovered__probabilities_not_logprobs(logits_clean, logits_scrub,
     clean, scrub, control = (float(-eindex(x.softmax(-1), labels, "batch seq [batch]").mean())
                              for x in (logits_clean, logits_scrub, logits_control))
     return (control - scrub) / (control - clean)
+
+
+def scrub_loss_recovered__returns_tensor(logits_clean, logits_scrub, logits_control, labels):
+    return torch.tensor(ref.scrub_loss_recovered(logits_clean, logits_scrub, logits_control, labels))
 
 
 def scrub_loss_recovered__mean_of_ratios(logits_clean, logits_scrub, logits_control, labels):
@@ -171,3 +186,19 @@ def word_rotation_probs__rotated_backwards(model, word_toks):
 def word_rotation_probs__logits_not_probs(model, word_toks):
     probs, shifts = _rotated_probs(model, word_toks, 1)
     return eindex(probs[:, :, 2].log(), shifts, "w s [s]")
+
+
+def run_with_patched_kv__values_only(model, toks, new_k, new_v, mask=None):
+    mask = torch.ones(toks.shape[1], dtype=torch.bool) if mask is None else mask
+    with torch.inference_mode():
+        return model.run_with_hooks(toks, fwd_hooks=[(KV_HOOKS[1], _where_hook(new_v, mask))])
+
+
+def prefix_match_weights__excludes_itself(word_toks, word_probs, n_keep):
+    same = (word_toks[:, None, :n_keep] == word_toks[None, :, :n_keep]).all(-1) & ~torch.eye(len(word_toks), dtype=torch.bool)
+    w = same.to(word_probs.dtype) * word_probs[None]
+    return (w / w.sum(-1, keepdim=True)).nan_to_num(0.0)
+
+
+def scrub_loss_recovered__inverted(logits_clean, logits_scrub, logits_control, labels):
+    return 1 / ref.scrub_loss_recovered(logits_clean, logits_scrub, logits_control, labels)

@@ -1,0 +1,108 @@
+"""Issue 19, class 2: a check is at least as strong as every assert the course makes about its function's output.
+
+`course_asserts()` enumerates, per exercise, the assert lines of the solution notebooks that test the function's
+output (they call it, or use a variable assigned from a call of it). Each exercise with such asserts must have a
+case that runs the function on the course's own inputs (`COURSE_CASE`: a fragment of that case's label): the check
+compares every value of that output at its tolerance (1e-4 or tighter), which no assert of the course is stronger
+than on those inputs. Exercises without such a case yet are listed in `GAPS`, each with the reason, so the gap is
+visible and cannot grow silently: an exercise whose asserts are in neither fails the test."""
+
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+
+import utils.checks  # noqa: F401  (registers every exercise)
+from test_pedagogy import LESSONS, lesson_id
+from utils.checks.core import REGISTRY
+
+COURSE_CASE = {
+    "rotate_text": "as notebook 01 calls it",
+    "tokenize": "as notebook 01 calls it",
+    "encode_tokens": "8 easy sequences",  # the dataset's own encoding: token ids and shifts 0-25 (assert: toks equal)
+    "word_probabilities": "the word table's counts",
+    "rotation_twins": "the 100 words of the table",
+    "make_config": "('easy')",
+    "rebuild_b_O": "the trained easy state dict",
+    "first_word_posterior": "'the' + 0, easy words_freq",
+    "first_char_probs": "the trained easy model",
+    "letter_freqs_by_position": "the 100-word table, easy frequencies",
+    "rotated_word_tokens": "the 100 words of the table",
+    "rotation_averaged_probs": "the easy model, all rotations of ['the', 'and', 'you']",
+    "words_shift_posterior": "as notebook 05 calls it",
+    "ablation_loss_change": "easy model, mean ablation",
+    "observer_table": "the easy model and an easy dataset",
+    "run_with_patched_kv": "no mask",
+    "ablated_query_logits": "easy model, method='resample'",
+    "word_rotation_probs": "easy model, 6 words of the table",
+}
+GAPS = {  # exercise: why no case runs it on the course's own inputs yet (random inputs of the same shapes instead)
+    "summary_stats": "the course's inputs are the models' log-probs on 1,000 sequences; the cases use random log-probs",
+    "correct_logprobs": "as summary_stats",
+    "implied_first_letter_probs": "random probability tables stand in for the model's first_char_probs",
+    "independent_evidence_probs": "the course's exact frequencies would show a prediction's answer in a failure "
+                                  "message (issue 22): jittered frequencies instead",
+    "dla_correct": "the course's components come from a cached run of the easy model; random components instead",
+    "dla_margin": "as dla_correct",
+    "qk_pattern_key_scale": "random residuals with the real key scale, not the cached run's",
+    "key_score_components": "as dla_correct",
+    "head_output_parts": "as dla_correct",
+    "frequency_baseline_logprobs": "random tokens and frequencies, not the hard dataset's",
+    "baseline_loss_gap": "random log-probs, not the hard model's",
+    "nonletter_attention_share": "random causal patterns, not the hard model's",
+    "source_tokens": "random fresh words, not the scrubber's draw",
+    "scrub_loss_recovered": "random logits, not the scrubbed model's",
+}
+ASSERT = re.compile(r"^\s*(assert\b|torch\.testing\.assert_close\()")
+
+
+def course_asserts() -> dict[str, list[tuple[str, int, str]]]:
+    """{exercise: [(lesson, cell index, assert line)]} for the solution notebooks present."""
+    out: dict[str, list[tuple[str, int, str]]] = {}
+    for path in LESSONS:
+        lesson = lesson_id(path)
+        names = [n for n, ex in REGISTRY.items() if ex.lesson == lesson]
+        cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        outputs: dict[str, str] = {}
+        for source in cells:
+            for line in source.splitlines():
+                for name in names:
+                    m = re.match(rf"\s*([\w, ]+?)\s*=\s*.*\b{name}\(", line)
+                    if m and not line.lstrip().startswith("def "):
+                        for var in m.group(1).split(","):
+                            outputs.setdefault(var.strip(), name)
+        for index, source in enumerate(cells):
+            for line in source.splitlines():
+                if not ASSERT.match(line):
+                    continue
+                hits = {n for n in names if re.search(rf"\b{n}\(", line)}
+                hits |= {n for var, n in outputs.items() if re.search(rf"\b{re.escape(var)}\b", line)}
+                for name in hits:
+                    out.setdefault(name, []).append((lesson, index, line.strip()))
+    return out
+
+
+def test_course_asserts_table_prints():
+    found = course_asserts()
+    print("\nexercise: the course's asserts on its output -> the case on the course's inputs (or the gap)")
+    for name, lines in sorted(found.items()):
+        cover = COURSE_CASE.get(name) or f"GAP: {GAPS.get(name, 'NONE')}"
+        print(f"  {name}: {len(lines)} assert(s) -> {cover}")
+        for lesson, index, line in lines:
+            print(f"      {lesson} code cell {index}: {line[:110]}")
+    assert found, "no asserts found in solutions/"
+
+
+def test_every_asserted_exercise_has_a_course_case_or_a_stated_gap():
+    missing = sorted(set(course_asserts()) - set(COURSE_CASE) - set(GAPS))
+    assert not missing, f"exercises whose output the course asserts on, without a case on the course's inputs: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(COURSE_CASE))
+def test_course_case_exists(name):
+    if name not in REGISTRY:
+        pytest.skip(f"{name} is no longer an exercise")
+    labels = [case.describe() for case in REGISTRY[name].cases(0)]
+    assert any(COURSE_CASE[name] in label for label in labels), (COURSE_CASE[name], labels)
