@@ -417,7 +417,7 @@ def check_scrub_claim(scrubber: Scrubber, keep: "Scrub | Sequence[int]", low: fl
             f"[{low}, {high}] is too wide for a value near {middle:.2f}: a claim that almost any measurement satisfies "
             f"tests nothing. Commit to a range at most {2 * (0.5 * abs(middle) + 0.1):.2f} wide around your value.")
     data = scrubber.dataset
-    fresh = type(data)(data.mode, size=size, seed=data.seed + FRESH_SEED_OFFSET)
+    fresh = type(data)(data.mode, size=size, seed=data.seed + FRESH_SEED_OFFSET, seq_len=data.seq_len)
     est = Scrubber(scrubber.model, fresh, seeds=range(5)).recovered(scrub)
     holds = low <= est.value <= high
     verdict = ("holds" if est.low >= low and est.high <= high else "holds, within its error") if holds else (

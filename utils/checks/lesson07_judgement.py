@@ -24,7 +24,8 @@ from .core import Case, Exercise, Ref, _build_ref, make_test, reference, registe
 
 R = "lesson07_judgement"
 BASELINE = (1, 1, 1, 1)
-CHECK_SIZE = 300  # fresh sequences per check: enough that a real falsification stands at several standard errors
+CHECK_SIZE = 400  # fresh sequences per check: enough that a real falsification stands at several standard errors
+SEQ_LEN = 16  # the first four words: loss recovered lives at the first word (lesson 07, section 3)
 
 
 @dataclasses.dataclass
@@ -58,7 +59,7 @@ def _fresh_scrubber(seed: int):
     from ..causal import Scrubber
     from ..data import CodeBreakingDataset
 
-    data = CodeBreakingDataset("easy", size=CHECK_SIZE, seed=10_000 + seed)
+    data = CodeBreakingDataset("easy", size=CHECK_SIZE, seed=10_000 + seed, seq_len=SEQ_LEN)
     return Scrubber(_build_ref(Ref("model", "easy")), data, seeds=range(5))
 
 
@@ -81,7 +82,7 @@ def judge_falsification(expected, got, case: SeededCase) -> str | None:
 
 
 def _falsify_cases(seed: int) -> list[SeededCase]:
-    return [SeededCase(label=f"your pattern, run on a fresh easy dataset ({CHECK_SIZE} sequences, 5 source seeds)",
+    return [SeededCase(label=f"your pattern, run on a fresh easy dataset ({CHECK_SIZE} sequences of {SEQ_LEN} positions, 5 source seeds)",
                        seed=seed % 1000)]
 
 
