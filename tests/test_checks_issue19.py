@@ -40,17 +40,7 @@ def test_patched_kv_without_mask_is_checked():
 # --- 2. wrong answers the notebook's own asserts reject ----------------------------------------------------------
 
 
-def test_words_posterior_averaging_is_rejected():
-    """Averaging the words' log-likelihoods passes every case with one plausible shift; the twin-words case and the
-    course's own call ('one bar bar bar' against the word table) tell it from summing."""
-    def mean_of_logs(encoded_words, word_toks, word_probs):
-        shifts = torch.arange(26).view(26, 1, 1)
-        match = (((encoded_words.unsqueeze(0) - shifts) % 26)[:, :, None] == word_toks[None, None]).all(-1)
-        return (match.to(word_probs.dtype) @ word_probs).log().mean(-1).softmax(-1)
-
-    diagnoses("words_shift_posterior", mean_of_logs, "mean_over_words")
-    labels = [c.label for c in REGISTRY["words_shift_posterior"].cases(0)]
-    assert any("as notebook 05 calls it" in label for label in labels)
+# (lesson 05's words_shift_posterior, the issue's example, is now given code: lesson 05 asks a judgement there.)
 
 
 # --- 3. types the text names ------------------------------------------------------------------------------------
@@ -90,15 +80,6 @@ def test_reliability_bins_edges_and_bin_counts():
     assert {c.args[2] if len(c.args) > 2 else 10 for c in cases} >= {4, 8, 10}
     probs = cases[1].args[0]
     assert (probs.max(-1).values * 4 == (probs.max(-1).values * 4).round()).any()  # confidences exactly on edges
-
-
-def test_dla_margin_all_negative_logits():
-    assert any(bool((c.args[3] < 0).all()) for c in REGISTRY["dla_margin"].cases(0))
-    from utils.reference.lesson04_mistakes import dla_margin__correct_masked_with_zero
-    diagnoses("dla_margin", dla_margin__correct_masked_with_zero, "correct_masked_with_zero")
-
-
-# --- 5. arguments and fields the text names ----------------------------------------------------------------------
 
 
 def test_config_needs_seed_42():

@@ -39,19 +39,6 @@ def _prefix_cases(seed: int) -> list[Case]:
     return cases
 
 
-def _source_cases(seed: int) -> list[Case]:
-    g = torch.Generator().manual_seed(seed)
-    table = word_tokens(CodeBreakingDataset("easy", size=1).word_list)
-    cases = []
-    for batch, n_words, word, seq_len in ((16, 8, 3, 32), (5, 8, 0, 32), (6, 8, 7, 32), (4, 3, 2, 10)):
-        fresh = torch.randint(0, len(table), (batch, n_words), generator=g)
-        kept = torch.randint(0, len(table), (batch,), generator=g)
-        shifts = torch.randint(0, 26, (batch,), generator=g)
-        cases.append(Case((fresh, kept, word, table, shifts, seq_len),
-                          label=f"batch {batch}, {n_words} words, word={word}, seq_len={seq_len}"))
-    return cases
-
-
 def _kv_inputs(seed: int, size: int, mode: str = "easy") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     toks = CodeBreakingDataset(mode, size=size, seed=seed).toks
@@ -72,29 +59,6 @@ def _patch_cases(seed: int) -> list[Case]:
         # the way lesson 07 calls it: no mask, so every position is patched
         Case((Ref("model", "easy"), toks, k, v), label="easy model, no mask (the default mask=None: every position)"),
         Case((Ref("model", "easy"), toks[:, :7], k[:, :7], v[:, :7]), {"mask": None}, label="easy model, 7 positions, mask=None"),
-    ]
-
-
-def _recovered_cases(seed: int) -> list[Case]:
-    g = torch.Generator().manual_seed(seed)
-    cases = []
-    for batch, seq in ((30, 32), (8, 5)):
-        labels = torch.randint(0, 26, (batch,), generator=g)
-        sharp = torch.nn.functional.one_hot(labels, 26).float().unsqueeze(1).expand(batch, seq, 26) * 6
-        noise = [torch.randn(batch, seq, 26, generator=g) * s for s in (1.0, 2.0, 3.0)]
-        ramp = torch.linspace(0.1, 1.0, seq).view(1, seq, 1)  # the scrub costs more at some positions than others
-        clean, scrub, control = sharp + noise[0], sharp * ramp + noise[1], sharp * 0.1 + noise[2] * (0.3 + 3 * ramp.flip(1))
-        cases.append(Case((clean, scrub, control, labels), label=f"random logits, batch {batch}, seq {seq}"))
-    return cases
-
-
-def _query_cases(seed: int) -> list[Case]:
-    toks = CodeBreakingDataset("easy", size=24, seed=seed).toks
-    perm = torch.randperm(24, generator=torch.Generator().manual_seed(seed))
-    return [
-        Case((Ref("model", "easy"), toks, "mean"), label="easy model, method='mean'"),
-        Case((Ref("model", "easy"), toks, "resample", perm), label="easy model, method='resample'"),
-        Case((Ref("model", "medium"), toks[:, :13], "mean"), label="medium model, 13 positions, method='mean'"),
     ]
 
 
@@ -128,18 +92,6 @@ register(Exercise(
 ))
 
 register(Exercise(
-    "source_tokens", "07", reference(R, "source_tokens"), _source_cases,
-    hint="A source sequence is built like the dataset's: words joined by spaces, cropped, then encoded. Which "
-         "word sits where, and with which shift?",
-    mistakes=(
-        Mistake("no_shift", "the source sequences are not encoded with the clean sequences' shifts."),
-        Mistake("kept_word_off_by_one", "the kept word lands at the wrong word position."),
-        Mistake("no_spaces", "the words are not separated by spaces, so positions no longer line up with slots."),
-        Mistake("mutates_fresh_words", "your function writes the kept words into `fresh_words` itself."),
-    ),
-))
-
-register(Exercise(
     "run_with_patched_kv", "07", reference(R, "run_with_patched_kv"), _patch_cases, points=2, atol=1e-4,
     hint="Look at which activations are replaced, in which layer, and at which positions (with and without a mask); "
          "queries and layer 0 stay as they are.",
@@ -155,33 +107,6 @@ register(Exercise(
 ))
 
 register(Exercise(
-    "scrub_loss_recovered", "07", reference(R, "scrub_loss_recovered"), _recovered_cases, atol=1e-4,
-    strict_types=True,  # the text asks for a Python float (the notebook formats and compares it)
-    hint="First turn each set of logits into one mean loss of the true shift; the fraction compares how far the "
-         "scrub is from the control with how far the clean run is.",
-    mistakes=(
-        Mistake("fraction_lost", "your number is 1 minus loss recovered: the fraction of the control's damage that the "
-                                 "scrub keeps."),
-        Mistake("probabilities_not_logprobs", "the losses use p(true shift) rather than -log p(true shift)."),
-        Mistake("mean_of_ratios", "the fraction is computed per position and then averaged, not from the mean losses."),
-        Mistake("returns_tensor", "the fraction is a 0-d tensor: the text asks for a Python float (the cell formats "
-                                  "and compares it)."),
-        Mistake("inverted", "the fraction is upside down: (L_control - L_clean) over (L_control - L_scrub); the scrub's distance from the control goes on top."),
-    ),
-))
-
-register(Exercise(
-    "ablated_query_logits", "07", reference(R, "ablated_query_logits"), _query_cases, atol=1e-4,
-    hint="Look at which activation your hook replaces, and for each method what replaces it: over which dimension the "
-         "mean is taken, and whose queries a resampled sequence gets.",
-    mistakes=(
-        Mistake("mean_over_positions_too", "the mean is also taken over positions: each position keeps its own mean."),
-        Mistake("ablates_keys", "the hook sits on the keys, not the queries."),
-        Mistake("ignores_perm", "'resample' does not take sequence perm[b]'s queries for sequence b."),
-    ),
-))
-
-register(Exercise(
     "word_rotation_probs", "07", reference(R, "word_rotation_probs"), _rotation_cases, atol=1e-4,
     hint="Look at the failing word and shift: the direction of encoding, the position p is read at, and whether the "
          "values are probabilities.",
@@ -193,17 +118,11 @@ register(Exercise(
 ))
 
 test_prefix_match_weights = make_test("prefix_match_weights")
-test_source_tokens = make_test("source_tokens")
 test_run_with_patched_kv = make_test("run_with_patched_kv")
-test_scrub_loss_recovered = make_test("scrub_loss_recovered")
-test_ablated_query_logits = make_test("ablated_query_logits")
 test_word_rotation_probs = make_test("word_rotation_probs")
 
 __all__ = [
     "test_prefix_match_weights",
-    "test_source_tokens",
     "test_run_with_patched_kv",
-    "test_scrub_loss_recovered",
-    "test_ablated_query_logits",
     "test_word_rotation_probs",
 ]

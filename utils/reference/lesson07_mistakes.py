@@ -8,8 +8,7 @@ import einops
 import torch
 from eindex import eindex
 
-from ..causal import KV_HOOKS, Q_HOOK, SPACE
-from ..data import rotate_tokens
+from ..causal import KV_HOOKS
 from . import lesson07 as ref
 
 
@@ -36,40 +35,6 @@ def prefix_match_weights__matches_last_letters(word_toks, word_probs, n_keep):
     tail = word_toks[:, 3 - n_keep:]
     same = (tail[:, None] == tail[None, :]).all(-1).to(word_probs.dtype) * word_probs[None, :]
     return same / same.sum(-1, keepdim=True)
-
-
-# source_tokens -----------------------------------------------------------------------------------------------
-
-
-def _plain(words, word_toks, seq_len):
-    letters = word_toks[words]
-    space = torch.full((*words.shape, 1), SPACE, dtype=letters.dtype)
-    return einops.rearrange(torch.cat([letters, space], -1), "b w c -> b (w c)")[:, :seq_len]
-
-
-def source_tokens__no_shift(fresh_words, kept_words, word, word_toks, shifts, seq_len=32):
-    words = fresh_words.clone()
-    words[:, word] = kept_words
-    return _plain(words, word_toks, seq_len)
-
-
-def source_tokens__kept_word_off_by_one(fresh_words, kept_words, word, word_toks, shifts, seq_len=32):
-    words = fresh_words.clone()
-    words[:, (word + 1) % words.shape[1]] = kept_words
-    return rotate_tokens(_plain(words, word_toks, seq_len), shifts)
-
-
-def source_tokens__no_spaces(fresh_words, kept_words, word, word_toks, shifts, seq_len=32):
-    words = fresh_words.clone()
-    words[:, word] = kept_words
-    letters = einops.rearrange(word_toks[words], "b w c -> b (w c)")
-    plain = torch.cat([letters, letters], 1)[:, :seq_len]
-    return rotate_tokens(plain, shifts)
-
-
-def source_tokens__mutates_fresh_words(fresh_words, kept_words, word, word_toks, shifts, seq_len=32):
-    fresh_words[:, word] = kept_words  # writes into the caller's tensor
-    return rotate_tokens(_plain(fresh_words, word_toks, seq_len), shifts)
 
 
 # run_with_patched_kv -----------------------------------------------------------------------------------------
@@ -108,58 +73,6 @@ def run_with_patched_kv__leaves_hooks(model, toks, new_k, new_v, mask=None):
     model.add_hook(KV_HOOKS[1], _where_hook(new_v, mask))
     with torch.inference_mode():
         return model(toks)
-
-
-# scrub_loss_recovered ----------------------------------------------------------------------------------------
-
-
-def _ce(logits, labels):
-    return float(-eindex(logits.log_softmax(-1), labels, "batch seq [batch]").mean())
-
-
-def scrub_loss_recovered__fraction_lost(logits_clean, logits_scrub, logits_control, labels):
-    return 1 - ref.scrub_loss_recovered(logits_clean, logits_scrub, logits_control, labels)
-
-
-def scrub_loss_recovered__probabilities_not_logprobs(logits_clean, logits_scrub, logits_control, labels):
-    clean, scrub, control = (float(-eindex(x.softmax(-1), labels, "batch seq [batch]").mean())
-                             for x in (logits_clean, logits_scrub, logits_control))
-    return (control - scrub) / (control - clean)
-
-
-def scrub_loss_recovered__returns_tensor(logits_clean, logits_scrub, logits_control, labels):
-    return torch.tensor(ref.scrub_loss_recovered(logits_clean, logits_scrub, logits_control, labels))
-
-
-def scrub_loss_recovered__mean_of_ratios(logits_clean, logits_scrub, logits_control, labels):
-    clean, scrub, control = (-eindex(x.log_softmax(-1), labels, "batch seq [batch]").mean(0)
-                             for x in (logits_clean, logits_scrub, logits_control))
-    return float(((control - scrub) / (control - clean)).mean())
-
-
-# ablated_query_logits ----------------------------------------------------------------------------------------
-
-
-def ablated_query_logits__mean_over_positions_too(model, toks, method, perm=None):
-    if method != "mean":
-        return ref.ablated_query_logits(model, toks, method, perm)
-    hook = lambda q, hook: q.mean((0, 1), keepdim=True).expand_as(q).clone()  # noqa: E731
-    with torch.inference_mode():
-        return model.run_with_hooks(toks, fwd_hooks=[(Q_HOOK, hook)])
-
-
-def ablated_query_logits__ablates_keys(model, toks, method, perm=None):
-    hook = (lambda q, hook: q.mean(0, keepdim=True).expand_as(q).clone()) if method == "mean" else (
-        lambda q, hook: q[perm])
-    with torch.inference_mode():
-        return model.run_with_hooks(toks, fwd_hooks=[(KV_HOOKS[0], hook)])
-
-
-def ablated_query_logits__ignores_perm(model, toks, method, perm=None):
-    if method != "resample":
-        return ref.ablated_query_logits(model, toks, method, perm)
-    with torch.inference_mode():
-        return model.run_with_hooks(toks, fwd_hooks=[(Q_HOOK, lambda q, hook: q.roll(1, 0))])
 
 
 # word_rotation_probs -----------------------------------------------------------------------------------------
