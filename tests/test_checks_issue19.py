@@ -52,10 +52,11 @@ def test_twins_must_be_lists():
     rejects("rotation_twins", lambda words: tuple(r1.rotation_twins(words)))
 
 
-def test_loss_recovered_must_be_a_float():
-    message = rejects("scrub_loss_recovered", lambda *args: torch.tensor(r7.scrub_loss_recovered(*args)))
+def test_python_floats_where_the_text_asks_for_them():
+    """(Lesson 07's scrub_loss_recovered, the issue's example, is now given code; summary_stats asks for floats.)"""
+    message = rejects("summary_stats", lambda lp: {k: torch.tensor(v) for k, v in r2.summary_stats(lp).items()})
     assert "Python number" in message
-    accepts("scrub_loss_recovered", lambda *args: float(torch.tensor(r7.scrub_loss_recovered(*args))))
+    accepts("summary_stats", lambda lp: {k: float(torch.tensor(v)) for k, v in r2.summary_stats(lp).items()})
 
 
 def test_strict_types_on_containers():

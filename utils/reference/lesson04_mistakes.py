@@ -147,5 +147,28 @@ def ablation_loss_change__ignores_model(model, toks, labels, method="mean"):
     return ablation_loss_change(_easy_model(), toks, labels, method)
 
 
-import einops
-import torch
+def _margin_dla(components, scale, W_U, wrong, labels, centre=True):
+    centred = components - components.mean(dim=1, keepdim=True) if centre else components
+    direction = W_U.T[labels].unsqueeze(1) - W_U.T[wrong]
+    return einops.einsum(centred / scale, direction, "c b s d, b s d -> c b s")
+
+
+# --- catalogue grown from the classes of issue 19 ---
+from . import lesson04 as ref  # noqa: E402
+
+
+def dla_correct__mean_over_positions(components, scale, W_U, labels):
+    c = components - components.mean(2, keepdim=True)
+    return eindex((c / scale) @ W_U, labels, 'c b s [b]')
+
+
+def loss_per_position__batch_kept(logits, labels):
+    return -eindex(logits.log_softmax(-1), labels, 'b s [b]').mean(1)
+
+
+def attention_slot_shares__summed_over_batch(pattern):
+    return ref.attention_slot_shares(pattern) * pattern.shape[0]
+
+
+def loss_per_position__summed_over_batch(logits, labels):
+    return -eindex(logits.log_softmax(-1), labels, 'b s [b]').sum(0)

@@ -63,3 +63,39 @@ def qk_pattern__no_biases(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
 def qk_pattern__softmax_over_destinations(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
     scores = _mask(_scores(q_resid, k_resid, W_Q, b_Q, W_K, b_K) / W_Q.shape[-1] ** 0.5)
     return scores.softmax(-2).nan_to_num()
+
+
+# words_shift_posterior(encoded_words, word_toks, word_probs)
+
+
+def _word_likelihoods(encoded, word_toks, word_probs, sign=-1):
+    """[shift n_words]: probability of each encoded word rotated by sign * shift."""
+    plain = (encoded.unsqueeze(0) + sign * torch.arange(26).view(26, 1, 1)) % 26
+    match = (plain.unsqueeze(2) == word_toks.view(1, 1, *word_toks.shape)).all(-1)
+    return match.to(word_probs.dtype) @ word_probs
+
+
+def _normalised(x):
+    return x / x.sum()
+
+
+def _part_scores(q, parts, key_scale, W_K, divide=True, sqrt=True):
+    keys = einops.einsum(parts / key_scale if divide else parts, W_K, "p b s d, h d e -> p b h s e")
+    scores = einops.einsum(q, keys, "b h q e, p b h s e -> p b h q s")
+    return scores / W_K.shape[-1] ** 0.5 if sqrt else scores
+
+
+# --- head_output_parts -------------------------------------------------------------------------------------------
+
+
+def _outputs(parts, ln_scale, pattern, W_OV, divide=True):
+    moved = einops.einsum(parts / ln_scale if divide else parts, W_OV, "p b s i, h i o -> p b h s o")
+    return einops.einsum(pattern, moved, "b h d s, p b h s o -> p b h d o")
+
+
+# --- catalogue grown from the classes of issue 19 ---
+from . import lesson05 as ref  # noqa: E402
+
+
+def ov_correct_logits__multiplies_final_scale(resid, ln_scale, W_OV, W_U, final_scale, labels):
+    return ref.ov_correct_logits(resid, ln_scale, W_OV, W_U, final_scale, labels) * final_scale ** 2

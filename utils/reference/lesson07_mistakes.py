@@ -8,7 +8,7 @@ import einops
 import torch
 from eindex import eindex
 
-from ..causal import KV_HOOKS
+from ..causal import KV_HOOKS, SPACE
 from . import lesson07 as ref
 
 
@@ -35,6 +35,15 @@ def prefix_match_weights__matches_last_letters(word_toks, word_probs, n_keep):
     tail = word_toks[:, 3 - n_keep:]
     same = (tail[:, None] == tail[None, :]).all(-1).to(word_probs.dtype) * word_probs[None, :]
     return same / same.sum(-1, keepdim=True)
+
+
+# source_tokens -----------------------------------------------------------------------------------------------
+
+
+def _plain(words, word_toks, seq_len):
+    letters = word_toks[words]
+    space = torch.full((*words.shape, 1), SPACE, dtype=letters.dtype)
+    return einops.rearrange(torch.cat([letters, space], -1), "b w c -> b (w c)")[:, :seq_len]
 
 
 # run_with_patched_kv -----------------------------------------------------------------------------------------
@@ -75,6 +84,16 @@ def run_with_patched_kv__leaves_hooks(model, toks, new_k, new_v, mask=None):
         return model(toks)
 
 
+# scrub_loss_recovered ----------------------------------------------------------------------------------------
+
+
+def _ce(logits, labels):
+    return float(-eindex(logits.log_softmax(-1), labels, "batch seq [batch]").mean())
+
+
+# ablated_query_logits ----------------------------------------------------------------------------------------
+
+
 # word_rotation_probs -----------------------------------------------------------------------------------------
 
 
@@ -113,5 +132,3 @@ def prefix_match_weights__excludes_itself(word_toks, word_probs, n_keep):
     return (w / w.sum(-1, keepdim=True)).nan_to_num(0.0)
 
 
-def scrub_loss_recovered__inverted(logits_clean, logits_scrub, logits_control, labels):
-    return 1 / ref.scrub_loss_recovered(logits_clean, logits_scrub, logits_control, labels)
