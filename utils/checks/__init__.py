@@ -11,3 +11,5 @@ from .lesson04 import *  # noqa: F401,F403
 from .lesson05 import *  # noqa: F401,F403
 from .lesson06 import *  # noqa: F401,F403
 from .lesson07 import *  # noqa: F401,F403
+from .lesson03_judgement import *  # noqa: F401,F403
+from .lesson06_judgement import *  # noqa: F401,F403
