@@ -99,7 +99,12 @@ def no_error_bar(model_p, bayes_p):
 
 def one_se(model_p, bayes_p):
     out = paired_by_hand(model_p, bayes_p)
-    return {**out, "real": abs(out["difference"]) > out["se"] * 0.3}
+    return {**out, "real": abs(out["difference"]) > out["se"]}
+
+
+def three_se(model_p, bayes_p):
+    out = paired_by_hand(model_p, bayes_p)
+    return {**out, "real": abs(out["difference"]) > 3 * out["se"]}
 
 
 def wrong_sign(model_p, bayes_p):
@@ -107,7 +112,8 @@ def wrong_sign(model_p, bayes_p):
 
 
 @pytest.mark.parametrize("wrong, match", [(unpaired, "same sequences"), (no_error_bar, "standard error"),
-                                          (one_se, "verdict"), (wrong_sign, "sign")])
+                                          (one_se, "verdict"), (three_se, "verdict"),
+                                          (wrong_sign, "sign")])
 def test_rejects_wrong_verdicts(wrong, match):
     rejects("below_bayes_verdict", wrong, match=match)
 
@@ -118,6 +124,6 @@ def test_real_case_is_real_and_null_case_is_not():
     from utils.checks.lesson03_judgement import _verdict_cases
     from utils.reference.lesson03_judgement import below_bayes_verdict
 
-    real, null = [below_bayes_verdict(*c.args) for c in _verdict_cases(3)]
-    assert real["real"] and real["difference"] < 0 and not unpaired(*_verdict_cases(3)[0].args)["real"]
+    real, null = [below_bayes_verdict(*c.args) for c in _verdict_cases(3)[2:]]
+    assert real["real"] and real["difference"] < 0 and not unpaired(*_verdict_cases(3)[2].args)["real"]
     assert not null["real"]

@@ -129,10 +129,10 @@ def honest(component="1.0", position=1, control_component="1.1", control_positio
 
 
 def bigger(r):
-    return r["effect"] > 2 * r["control"]
+    return r["effect"] > 1.5 * r["control"]
 
 
-CLAIM = "Resampling head 1.0 at position 1 of the medium model costs over twice as much as resampling head 1.1 there."
+CLAIM = "Resampling head 1.0 at position 1 of the medium model costs over 1.5 times as much as resampling head 1.1 there."
 
 
 def test_check_experiment_accepts_a_supported_claim(capsys):
@@ -163,6 +163,9 @@ def test_check_experiment_rejects_controls_that_cannot_fail_and_differences_in_n
         check_experiment(CLAIM, honest(), lambda r: r["effect"] != r["control"], seed=11)
     with pytest.raises(CheckFailed, match="itself"):
         check_experiment(CLAIM, honest(control_component="1.0"), bigger, seed=11)
+    # "over twice" holds on the point estimate (about 2.2) but not within its error: rejected
+    with pytest.raises(CheckFailed, match="within their errors"):
+        check_experiment(CLAIM.replace("1.5 times", "twice"), honest(), lambda r: r["effect"] > 2 * r["control"], seed=11)
     # a claim the fresh data contradict (at position 3 head 0.1 costs more than head 0.0) fails
     claim3 = "Resampling head 0.0 at position 3 costs more than resampling head 0.1 at position 3."
     with pytest.raises(CheckFailed, match="does not hold"):

@@ -111,8 +111,20 @@ def _position1_p(seed: int, n: int, reshift: bool) -> tuple[torch.Tensor, torch.
     return first, eindex(bayes, ds.labels, "batch [batch]")
 
 
+def _at_z(seed: int, z: float, n: int = 300) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paired per-sequence probabilities whose mean difference is exactly z paired standard errors."""
+    g = torch.Generator().manual_seed(seed)
+    base = 0.2 + 0.6 * torch.rand(n, generator=g, dtype=torch.float64)
+    noise = torch.randn(n, generator=g, dtype=torch.float64)
+    d = 0.03 * (noise - noise.mean()) / noise.std()
+    d = d + z * 0.03 / n**0.5
+    return base, base - d
+
+
 def _verdict_cases(seed: int) -> list[Case]:
     return [
+        Case(_at_z(seed, 1.2), label="300 pairs whose mean difference is 1.2 standard errors"),
+        Case(_at_z(seed + 1, -2.9), label="300 pairs whose mean difference is -2.9 standard errors"),
         Case(_position1_p(seed, 400, False), label="400 fresh sequences: the model's and the Bayes observer's p(correct) at position 1"),
         Case(_position1_p(seed + 7, 400, True), label="400 fresh sequences: the model's p(correct) at position 1 under the true shift and under another random shift"),
     ]

@@ -224,7 +224,8 @@ def check_experiment(claim: str, experiment, holds, mode: str = "medium", seed: 
     * your numbers are what that intervention gives (so the experiment is the one described),
     * the claim does not hold when the effect equals the control, nor with effect and control swapped (so the control
       could have come out the other way),
-    * the claim holds, and effect minus control is beyond two standard errors (paired bootstrap over sequences).
+    * the claim holds on your numbers and at every corner of their two-standard-error box, and effect minus control
+      is beyond two standard errors (paired, over sequences).
     Raises CheckFailed with what is wrong; otherwise prints the verdict with its error and returns True."""
     import random
 
@@ -251,12 +252,13 @@ def check_experiment(claim: str, experiment, holds, mode: str = "medium", seed: 
     if problem:
         raise CheckFailed(f"{problem}: a claim must be about the intervention you ran.")
 
-    runs = {}
+    runs, errors = {}, {}
     for which, comp, pos in (("effect", spec["component"], spec["position"]),
                              ("control", spec["control_component"], spec["control_position"])):
         runs[which] = experiments.resample_head_loss(model, dataset.toks, dataset.labels, comp, pos, spec["method"],
                                                      seed=seed)
         est = mean_se(runs[which])
+        errors[which] = est.se
         if abs(spec[which] - est.value) > 4 * est.se + 0.2 * abs(est.value) + 0.05:
             raise CheckFailed(
                 f"your {which} ({spec[which]:.3g}) is not what a {spec['method']} ablation of head {comp} at "
@@ -275,6 +277,12 @@ def check_experiment(claim: str, experiment, holds, mode: str = "medium", seed: 
     if not bool(holds(spec)):
         raise CheckFailed(f"your claim does not hold on a fresh dataset (seed {seed}: {shown}). That is a result too: "
                           "what did you learn? Refine the claim (or the experiment) and run it again.")
+    corners = [{**spec, "effect": values["effect"] + a * Z * errors["effect"], "control": values["control"] + b * Z * errors["control"]}
+               for a in (-1, 1) for b in (-1, 1)]
+    if not all(bool(holds(c)) for c in corners):
+        raise CheckFailed(f"your claim holds on the measured numbers ({shown}) but not everywhere within their errors "
+                          f"(effect ± {Z * errors['effect']:.2g}, control ± {Z * errors['control']:.2g} nats: two "
+                          f"standard errors over {EXPERIMENT_SIZE} sequences): claim only what the error supports.")
     if abs(diff.value) <= Z * diff.se:
         raise CheckFailed(f"on a fresh dataset (seed {seed}) effect minus control is {diff} nats (SE, paired bootstrap "
                           f"over {EXPERIMENT_SIZE} sequences): within {Z:g} standard errors of zero, so the data do not "
