@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from .core import Case, Exercise, Mistake, Ref, make_test, reference, register
 
 R = "lesson06"
-
-
-def _observer_cases(seed: int) -> list[Case]:
-    # Only the word table of the dataset matters here, so the cases are the same for every seed.
-    return [
-        Case((Ref("model", "easy"), Ref("dataset", "easy", 100, seed)), label="the easy model and an easy dataset"),
-        Case((Ref("model", "medium"), Ref("dataset", "medium", 100, seed)), label="the medium model and a medium dataset"),
-    ]
 
 
 def _random_freqs(g: torch.Generator) -> torch.Tensor:
@@ -32,30 +26,6 @@ def _baseline_cases(seed: int) -> list[Case]:
     toks = torch.randint(0, 36, (4, 12), generator=g)
     cases.append(Case((toks, _random_freqs(g).float()), label="random tokens [4, 12], float32 letter frequencies"))
     return cases
-
-
-def _gap_cases(seed: int) -> list[Case]:
-    g = torch.Generator().manual_seed(seed)
-    cases = []
-    for batch, seq in ((50, 32), (7, 12)):
-        model_lp = (torch.randn(batch, seq, 26, generator=g) * 3).log_softmax(-1)
-        baseline_lp = (torch.randn(batch, seq, 26, generator=g) * 2).log_softmax(-1).double()
-        labels = torch.randint(0, 26, (batch,), generator=g)
-        cases.append(Case((model_lp, baseline_lp, labels), label=f"random log-probs [{batch}, {seq}, 26]"))
-    return cases
-
-
-def _entropy_cases(seed: int) -> list[Case]:
-    g = torch.Generator().manual_seed(seed)
-    sharp = torch.full((26,), float("-inf"))
-    sharp[3] = 0.0  # one certain shift: the others have log-prob -inf
-    return [
-        Case(((torch.randn(10, 32, 26, generator=g) * 3).log_softmax(-1),), label="random log-probs [10, 32, 26]"),
-        Case((torch.full((26,), -torch.log(torch.tensor(26.0))),), label="uniform over 26 shifts (log2(26) bits)"),
-        Case((sharp.log_softmax(-1),), label="a certain shift (0 bits)"),
-        Case(((torch.randn(4, 26, generator=g) * 8).log_softmax(-1).double(),), label="peaked float64 log-probs [4, 26]"),
-        Case(((torch.randn(2, 3, 5, 26, generator=g) * 2).log_softmax(-1),), label="log-probs of shape [2, 3, 5, 26]"),
-    ]
 
 
 def _letters_cases(seed: int) -> list[Case]:
@@ -81,13 +51,6 @@ def _nonletter_cases(seed: int) -> list[Case]:
     return cases
 
 
-OBSERVER_MISTAKES = (
-    Mistake("unweighted_mean", "every word counts the same: weight each word by its frequency (dataset.words_freq)."),
-    Mistake("transposed", "rows and columns are swapped: rows are the observers, columns the positions."),
-    Mistake("float32", "the table is float32: the text asks for float64."),
-    Mistake("ignores_model", "your function does not use the `model` it is given (it gives the easy model's figures "
-                             "for the medium model): use the argument, not a global variable."),
-)
 BASELINE_MISTAKES = (
     Mistake("punctuation_as_letters", "non-letter tokens (ids >= 26) add evidence; they carry none."),
     Mistake("shifts_the_wrong_way", "letters are decoded as (t + s) % 26; under shift s, token t decodes to (t - s) % 26."),
@@ -95,21 +58,6 @@ BASELINE_MISTAKES = (
                                        "sequence."),
     Mistake("not_normalised", "the scores are not normalised over the 26 shifts (they are not log-probs yet)."),
     Mistake("input_dtype", "the result has letter_freqs' dtype; the text asks for float64 whatever that dtype."),
-)
-GAP_MISTAKES = (
-    Mistake("model_minus_baseline", "the sign is flipped: baseline cross-entropy minus the model's (positive where the "
-                                    "model does better)."),
-    Mistake("probabilities", "you compare probabilities; cross-entropy uses the log-probs."),
-    Mistake("float32", "the result is float32: compute and return float64."),
-    Mistake("averaged_over_positions", "you average over positions too; keep one value per position."),
-    Mistake("summed_over_batch", "the gaps are summed over the batch, not averaged: each position's gap is a mean over sequences."),
-)
-ENTROPY_MISTAKES = (
-    Mistake("nats", "the entropy is in nats: the text asks for bits (log base 2)."),
-    Mistake("nan_on_certain_shift", "a shift with probability 0 gives NaN (0 * -inf): make it contribute 0."),
-    Mistake("no_minus_sign", "the sign is flipped: entropy is minus the sum of p log p."),
-    Mistake("always_float32", "float64 log-probs give a float32 entropy: keep the input's dtype."),
-    Mistake("log10", "the entropy uses log base 10: bits are log base 2."),
 )
 LETTERS_MISTAKES = (
     Mistake("counts_before_the_position", "the letter count leaves out the current position; it is the count up to "
@@ -129,23 +77,6 @@ NONLETTER_MISTAKES = (
     Mistake("spaces_only", "only the space (id 26) counts as a non-letter: newlines and punctuation (ids 27 and up) do too."),
 )
 
-register(Exercise("observer_table", "06", reference(R, "observer_table"), _observer_cases,
-                  mistakes=OBSERVER_MISTAKES,
-                  hint="Check which observer each row holds, which position each column holds, and how the words are "
-                       "weighted in the average."))
-register(Exercise("frequency_baseline_logprobs", "06", reference(R, "frequency_baseline_logprobs"), _baseline_cases,
-                  mistakes=BASELINE_MISTAKES,
-                  points=2,
-                  hint="Look at the failing position and shift: the direction of decoding, which letters up to it "
-                       "count (non-letters add nothing), the normalisation over shifts, and the dtype."))
-register(Exercise("baseline_loss_gap", "06", reference(R, "baseline_loss_gap"), _gap_cases,
-                  mistakes=GAP_MISTAKES,
-                  hint="Check the sign (which loss is subtracted from which), which shift is read, the dimension that "
-                       "is averaged, and the dtype."))
-register(Exercise("shift_entropy", "06", reference(R, "shift_entropy"), _entropy_cases,
-                  mistakes=ENTROPY_MISTAKES,
-                  hint="Check the base of the logarithm, the sign, the dimension summed over, and what a shift with "
-                       "probability 0 contributes."))
 register(Exercise("loss_by_letters_seen", "06", reference(R, "loss_by_letters_seen"), _letters_cases, points=2,
                   mistakes=LETTERS_MISTAKES,
                   hint="Look at the failing bucket: whether the current position's letter counts, what happens past "
@@ -155,10 +86,7 @@ register(Exercise("nonletter_attention_share", "06", reference(R, "nonletter_att
                   hint="Check which tokens count as non-letters, whether they are the sources or the destinations, "
                        "and what the average is taken over."))
 
-test_observer_table = make_test("observer_table")
 test_frequency_baseline_logprobs = make_test("frequency_baseline_logprobs")
-test_baseline_loss_gap = make_test("baseline_loss_gap")
-test_shift_entropy = make_test("shift_entropy")
 test_loss_by_letters_seen = make_test("loss_by_letters_seen")
 test_nonletter_attention_share = make_test("nonletter_attention_share")
 
@@ -231,33 +159,130 @@ test_reliability_bins = make_test("reliability_bins")
 # ---------------------------------------------------------------------------------------------------------
 
 
-def check_experiment(claim: str, result: dict, holds) -> bool:
-    """Check the claim of an experiment you designed: `result` holds your measured "effect" and "control" (the same
-    intervention where your hypothesis predicts less), `holds(result)` is your claim as a test on those numbers. A
-    claim must be stated in words, and must not hold when the intervention does nothing (effect equal to control).
-    Raises CheckFailed, with what is wrong, otherwise prints the verdict and returns True."""
-    from .core import CheckFailed
+EXPERIMENT_KEYS = ("component", "position", "control_component", "control_position", "method", "effect", "control")
+EXPERIMENT_SIZE = 500  # sequences of the fresh dataset the check runs your experiment on
 
-    if not isinstance(claim, str) or len(claim.strip()) < 15 or claim.strip().strip(".") == "":
-        raise CheckFailed("State your claim in words in MY_CLAIM (one sentence) before you check it.")
-    if not isinstance(result, dict) or not {"effect", "control"} <= set(result):
+
+def _experiment_spec(result) -> dict:
+    """The learner's result, validated: which intervention was run (head, position, method), its control, and the
+    two measured numbers. Raises CheckFailed saying what is missing."""
+    from .core import CheckFailed
+    from ..experiments import HEAD_NAMES
+
+    if not isinstance(result, dict) or not set(EXPERIMENT_KEYS) <= set(result):
         got = sorted(result) if isinstance(result, dict) else type(result).__name__
-        raise CheckFailed(f"my_experiment must return a dict with the measured 'effect' and 'control'; got {got}. "
-                          "A claim about a mechanism needs a control.")
+        raise CheckFailed(f"my_experiment must return a dict with the keys {list(EXPERIMENT_KEYS)}; got {got}. The "
+                          "check reruns the intervention you describe there, and a claim about a mechanism needs a "
+                          "control.")
+    spec = dict(result)
     try:
-        values = {k: float(v) for k, v in result.items()}
+        for key in ("effect", "control"):
+            spec[key] = float(result[key])
+        for key in ("position", "control_position"):
+            spec[key] = int(result[key])
     except (TypeError, ValueError) as e:
-        raise CheckFailed(f"every value in the result must be a number (a float or a 1-element tensor): {e}") from None
-    if any(v != v for v in values.values()):
-        raise CheckFailed(f"your measurement has NaN in it: {values}")
-    null = {**values, "effect": values["control"]}
-    if bool(holds(null)):
-        raise CheckFailed("your claim also holds when the effect equals the control, i.e. when the intervention "
-                          "makes no difference: it does not test the effect. Make it say how the effect compares "
-                          "with the control.")
-    shown = ", ".join(f"{k} {v:.3g}" for k, v in values.items())
-    if not bool(holds(values)):
-        raise CheckFailed(f"your claim does not hold on your measurement ({shown}). That is a result too: what did "
-                          "you learn? Refine the claim (or the experiment) and run it again.")
-    print(f"Your claim holds on your measurement ({shown}): {claim.strip()}")
+        raise CheckFailed(f"effect and control must be numbers, the positions integers: {e}") from None
+    if any(spec[k] != spec[k] for k in ("effect", "control")):
+        raise CheckFailed(f"your measurement has NaN in it: effect {spec['effect']}, control {spec['control']}")
+    for key in ("component", "control_component"):
+        if str(result[key]).strip() not in HEAD_NAMES:
+            raise CheckFailed(f"{key} must name a head, one of {list(HEAD_NAMES)}; got {result[key]!r}.")
+        spec[key] = str(result[key]).strip()
+    if spec["method"] not in ("resample", "mean"):
+        raise CheckFailed(f"method {spec['method']!r}: use 'resample' (another sequence's output: in distribution) or "
+                          "'mean'; zeroing puts the model where it never was, so its effect says little.")
+    if any(not 0 <= spec[k] < 32 for k in ("position", "control_position")):
+        raise CheckFailed("positions run from 0 to 31.")
+    if (spec["component"], spec["position"]) == (spec["control_component"], spec["control_position"]):
+        raise CheckFailed("your control is the intervention itself: it cannot come out differently. Change another "
+                          "head, or the same head at another position, where your hypothesis predicts less.")
+    return spec
+
+
+def _claim_names_the_intervention(claim: str, spec: dict) -> str | None:
+    """The claim must be about the intervention run: it names its head and its position."""
+    if spec["component"] not in claim:
+        return f"your claim does not name the head your experiment intervenes on ({spec['component']})"
+    if not re.search(rf"\bpositions?\s*{spec['position']}\b", claim):
+        return f"your claim does not name the position your experiment intervenes at ('position {spec['position']}')"
+    return None
+
+
+def check_experiment(claim: str, experiment, holds, mode: str = "medium", seed: int | None = None) -> bool:
+    """Check the claim of an experiment you designed, on a fresh dataset.
+
+    `experiment(model, dataset)` returns a dict: the head it intervenes on (`component`, e.g. "1.0") at `position`,
+    the `method` ("resample" or "mean"), the control (`control_component` at `control_position`, same method) and
+    the measured increases in loss at those positions, `effect` and `control` (nats). `holds(result)` is your claim
+    as a test on those numbers. The check runs your experiment on a fresh dataset of `mode`, reruns the intervention
+    you describe with the library (`utils.experiments`), and passes the claim only if
+    * the claim names the head and position intervened on,
+    * your numbers are what that intervention gives (so the experiment is the one described),
+    * the claim does not hold when the effect equals the control, nor with effect and control swapped (so the control
+      could have come out the other way),
+    * the claim holds on your numbers and at every corner of their two-standard-error box, and effect minus control
+      is beyond two standard errors (paired, over sequences).
+    Raises CheckFailed with what is wrong; otherwise prints the verdict with its error and returns True."""
+    import random
+
+    from .core import CheckFailed
+    from .. import experiments, load_model
+    from ..data import CodeBreakingDataset
+    from ..stats import Z, mean_se
+
+    if not isinstance(claim, str) or len(claim.strip().strip(".")) < 15:
+        raise CheckFailed("State your claim in words in MY_CLAIM (one sentence) before you check it.")
+    if not callable(experiment) or not callable(holds):
+        raise CheckFailed("Pass your functions themselves: check_experiment(MY_CLAIM, my_experiment, my_claim_holds).")
+    seed = random.randrange(1, 2**31) if seed is None else seed
+    model = load_model(mode)
+    dataset = CodeBreakingDataset(mode, size=EXPERIMENT_SIZE, seed=seed)
+    try:
+        result = experiment(model, dataset)
+    except NotImplementedError:
+        raise CheckFailed("my_experiment is not written yet.") from None
+    except Exception as e:  # the learner's bug, reported
+        raise CheckFailed(f"my_experiment raised {type(e).__name__}: {e}") from None
+    spec = _experiment_spec(result)
+    problem = _claim_names_the_intervention(claim, spec)
+    if problem:
+        raise CheckFailed(f"{problem}: a claim must be about the intervention you ran.")
+
+    runs, errors = {}, {}
+    for which, comp, pos in (("effect", spec["component"], spec["position"]),
+                             ("control", spec["control_component"], spec["control_position"])):
+        runs[which] = experiments.resample_head_loss(model, dataset.toks, dataset.labels, comp, pos, spec["method"],
+                                                     seed=seed)
+        est = mean_se(runs[which])
+        errors[which] = est.se
+        if abs(spec[which] - est.value) > 4 * est.se + 0.2 * abs(est.value) + 0.05:
+            raise CheckFailed(
+                f"your {which} ({spec[which]:.3g}) is not what a {spec['method']} ablation of head {comp} at "
+                f"position {pos} gives on the same sequences ({est}, loss increase at that position, nats): "
+                "does my_experiment measure what its result says (the head, the position, the loss there)?")
+    diff = mean_se(runs["effect"] - runs["control"])
+    values = {k: spec[k] for k in ("effect", "control")}
+    if bool(holds({**spec, "effect": values["control"]})):
+        raise CheckFailed("your claim also holds when the effect equals the control, i.e. when the intervention makes "
+                          "no difference: it does not test the effect. Make it say how the effect compares with the "
+                          "control.")
+    if bool(holds({**spec, "effect": values["control"], "control": values["effect"]})):
+        raise CheckFailed("your claim also holds with effect and control swapped: whichever way the experiment came "
+                          "out, it would pass. Make it say which should be larger.")
+    shown = f"effect {values['effect']:.3g}, control {values['control']:.3g} nats"
+    if not bool(holds(spec)):
+        raise CheckFailed(f"your claim does not hold on a fresh dataset (seed {seed}: {shown}). That is a result too: "
+                          "what did you learn? Refine the claim (or the experiment) and run it again.")
+    corners = [{**spec, "effect": values["effect"] + a * Z * errors["effect"], "control": values["control"] + b * Z * errors["control"]}
+               for a in (-1, 1) for b in (-1, 1)]
+    if not all(bool(holds(c)) for c in corners):
+        raise CheckFailed(f"your claim holds on the measured numbers ({shown}) but not everywhere within their errors "
+                          f"(effect ± {Z * errors['effect']:.2g}, control ± {Z * errors['control']:.2g} nats: two "
+                          f"standard errors over {EXPERIMENT_SIZE} sequences): claim only what the error supports.")
+    if abs(diff.value) <= Z * diff.se:
+        raise CheckFailed(f"on a fresh dataset (seed {seed}) effect minus control is {diff} nats (SE, paired bootstrap "
+                          f"over {EXPERIMENT_SIZE} sequences): within {Z:g} standard errors of zero, so the data do not "
+                          "tell effect and control apart. Your claim needs a difference the data can see.")
+    print(f"Your claim holds on a fresh dataset (seed {seed}; {shown}; effect minus control {diff} nats, SE over "
+          f"{EXPERIMENT_SIZE} sequences): {claim.strip()}")
     return True

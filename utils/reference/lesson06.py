@@ -8,34 +8,9 @@ import torch
 from eindex import eindex
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
-from ..analysis import position_comparison
 from ..bayes import letter_frequency_logprobs as frequency_baseline_logprobs  # noqa: F401  (the library's)
-from ..circuits import loss_by_letters_seen, shift_entropy  # noqa: F401  (the library's versions)
-
-
-def observer_table(model: HookedTransformer, dataset) -> Float[Tensor, "observer position"]:
-    """Frequency-weighted mean p(correct shift) at positions 0, 1, 2 of a sequence's first word, for three
-    observers (rows): the model, the independent-evidence observer and the Bayes-optimal one. Words are weighted by
-    dataset.words_freq (uniform in medium mode); each word's figure is averaged over its 26 rotations."""
-    comparison = position_comparison(model, dataset)
-    weights = comparison["weights"].double()
-    weights = weights / weights.sum()
-    stacked = torch.stack([comparison[k].double() for k in ("model", "independent", "bayes")])  # [obs word pos]
-    return einops.einsum(stacked, weights, "observer word position, word -> observer position")
-
-
-def baseline_loss_gap(
-    model_logprobs: Float[Tensor, "batch seq 26"],
-    baseline_logprobs: Float[Tensor, "batch seq 26"],
-    labels: Int[Tensor, "batch"],
-) -> Float[Tensor, "seq"]:
-    """At each position: the baseline's cross-entropy minus the model's (mean over the batch), in nats. Positive
-    where the model does better than the baseline. Computed and returned in float64."""
-    model_correct = eindex(model_logprobs.double(), labels, "batch seq [batch]")
-    baseline_correct = eindex(baseline_logprobs.double(), labels, "batch seq [batch]")
-    return (model_correct - baseline_correct).mean(0)
+from ..circuits import loss_by_letters_seen  # noqa: F401  (the library's versions)
 
 
 def nonletter_attention_share(

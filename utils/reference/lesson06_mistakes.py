@@ -4,45 +4,11 @@ that each is rejected and named. Never shipped to a learner's sandbox."""
 
 from __future__ import annotations
 
-import functools
-import math
 
 import torch
-from eindex import eindex
 
-from ..analysis import position_comparison
-from ..circuits import loss_by_letters_seen, shift_entropy
-from .lesson06 import baseline_loss_gap, frequency_baseline_logprobs, observer_table
-
-OBSERVERS = ("model", "independent", "bayes")
-
-
-@functools.lru_cache(maxsize=1)
-def _easy_model():
-    from ..model import load_model
-
-    return load_model("easy", device="cpu")
-
-
-# observer_table(model, dataset)
-
-
-def observer_table__unweighted_mean(model, dataset):
-    comparison = position_comparison(model, dataset)
-    return torch.stack([comparison[k].double().mean(0) for k in OBSERVERS])
-
-
-def observer_table__transposed(model, dataset):
-    return observer_table(model, dataset).T
-
-
-def observer_table__float32(model, dataset):
-    return observer_table(model, dataset).float()
-
-
-def observer_table__ignores_model(model, dataset):
-    return observer_table(_easy_model(), dataset)
-
+from ..circuits import loss_by_letters_seen
+from .lesson06 import frequency_baseline_logprobs
 
 # frequency_baseline_logprobs(toks, letter_freqs)
 
@@ -71,46 +37,6 @@ def frequency_baseline_logprobs__not_normalised(toks, letter_freqs):
 
 def frequency_baseline_logprobs__input_dtype(toks, letter_freqs):
     return frequency_baseline_logprobs(toks, letter_freqs).to(letter_freqs.dtype)
-
-
-# baseline_loss_gap(model_logprobs, baseline_logprobs, labels)
-
-
-def baseline_loss_gap__model_minus_baseline(model_logprobs, baseline_logprobs, labels):
-    return -baseline_loss_gap(model_logprobs, baseline_logprobs, labels)
-
-
-def baseline_loss_gap__probabilities(model_logprobs, baseline_logprobs, labels):
-    m = eindex(model_logprobs.double().exp(), labels, "batch seq [batch]")
-    b = eindex(baseline_logprobs.double().exp(), labels, "batch seq [batch]")
-    return (m - b).mean(0)
-
-
-def baseline_loss_gap__float32(model_logprobs, baseline_logprobs, labels):
-    return baseline_loss_gap(model_logprobs, baseline_logprobs, labels).float()
-
-
-def baseline_loss_gap__averaged_over_positions(model_logprobs, baseline_logprobs, labels):
-    return baseline_loss_gap(model_logprobs, baseline_logprobs, labels).mean()
-
-
-# shift_entropy(logprobs)
-
-
-def shift_entropy__nats(logprobs):
-    return shift_entropy(logprobs) * math.log(2)
-
-
-def shift_entropy__nan_on_certain_shift(logprobs):
-    return -(logprobs.exp() * logprobs).sum(-1) / math.log(2)
-
-
-def shift_entropy__no_minus_sign(logprobs):
-    return -shift_entropy(logprobs)
-
-
-def shift_entropy__always_float32(logprobs):
-    return shift_entropy(logprobs.float())
 
 
 # loss_by_letters_seen(logprobs_correct, toks, max_letters=26)
