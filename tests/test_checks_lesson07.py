@@ -96,7 +96,8 @@ def test_accepts_alternatives():
     def patched_in_hook(model, toks, new_k, new_v, mask=None):
         def hook(new):
             def fn(act, hook):
-                act[:, mask.bool()] = new[:, mask.bool()]  # writing into the activation is fine in a hook
+                where = torch.ones(act.shape[1], dtype=torch.bool) if mask is None else mask.bool()
+                act[:, where] = new[:, where]  # writing into the activation is fine in a hook
 
             return fn
 
@@ -132,7 +133,8 @@ def test_library_kv_matches_the_hooks_and_patching_with_clean_kv_changes_nothing
     k, v = causal.layer1_kv(model, toks)
     torch.testing.assert_close(k, cache["k", 1])
     torch.testing.assert_close(v, cache["v", 1])
-    torch.testing.assert_close(causal.run_with_patched_kv(model, toks, k, v), logits)
+    # the library runs without per-head results (faster; sums in another order): equal to float32 rounding
+    torch.testing.assert_close(causal.run_with_patched_kv(model, toks, k, v), logits, atol=1e-4, rtol=1e-5)
     assert not any(hp._forward_hooks for hp in model.hook_dict.values())
 
 

@@ -77,6 +77,11 @@ NONLETTER_MISTAKES = (
     Mistake("spaces_only", "only the space (id 26) counts as a non-letter: newlines and punctuation (ids 27 and up) do too."),
 )
 
+register(Exercise("frequency_baseline_logprobs", "06", reference(R, "frequency_baseline_logprobs"), _baseline_cases,
+                  mistakes=BASELINE_MISTAKES,
+                  points=2,
+                  hint="Look at the failing position and shift: the direction of decoding, which letters up to it "
+                       "count (non-letters add nothing), the normalisation over shifts, and the dtype."))
 register(Exercise("loss_by_letters_seen", "06", reference(R, "loss_by_letters_seen"), _letters_cases, points=2,
                   mistakes=LETTERS_MISTAKES,
                   hint="Look at the failing bucket: whether the current position's letter counts, what happens past "

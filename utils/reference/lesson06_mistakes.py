@@ -181,11 +181,3 @@ def loss_by_letters_seen__current_letter_not_counted(logprobs_correct, toks, max
         if sel.any():
             out[n] = -logprobs_correct[sel].mean()
     return out
-
-
-def baseline_loss_gap__summed_over_batch(model_logprobs, baseline_logprobs, labels):
-    return ref.baseline_loss_gap(model_logprobs, baseline_logprobs, labels) * model_logprobs.shape[0]
-
-
-def shift_entropy__log10(logprobs):
-    return shift_entropy(logprobs) * math.log10(2)
