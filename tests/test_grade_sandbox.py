@@ -33,7 +33,7 @@ def spec(tmp_path_factory):
     uid = sandbox.sandbox_uid(0)
     if uid is not None:
         os.chown(tmp / "runtime", uid, uid)
-    return dict(mode="bwrap", course=str(course), uid=uid, memory_mb=2000, file_mb=1, disk_mb=8, max_procs=48,
+    return dict(mode="bwrap", course=str(course), uid=uid, memory_mb=2800, file_mb=1, disk_mb=8, max_procs=48,
                 cpu_seconds=60, args=str(tmp / "args"), runtime=str(tmp / "runtime"),
                 env=sandbox.kernel_env(1, GRADING_ENV))
 

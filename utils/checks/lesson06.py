@@ -267,6 +267,10 @@ def check_experiment(claim: str, experiment, holds, mode: str = "medium", seed: 
                 "does my_experiment measure what its result says (the head, the position, the loss there)?")
     diff = mean_se(runs["effect"] - runs["control"])
     values = {k: spec[k] for k in ("effect", "control")}
+    shown = f"effect {values['effect']:.3g}, control {values['control']:.3g} nats"
+    if not bool(holds(spec)):
+        raise CheckFailed(f"your claim does not hold on a fresh dataset (seed {seed}: {shown}). That is a result too: "
+                          "what did you learn? Refine the claim (or the experiment) and run it again.")
     if bool(holds({**spec, "effect": values["control"]})):
         raise CheckFailed("your claim also holds when the effect equals the control, i.e. when the intervention makes "
                           "no difference: it does not test the effect. Make it say how the effect compares with the "
@@ -274,10 +278,6 @@ def check_experiment(claim: str, experiment, holds, mode: str = "medium", seed: 
     if bool(holds({**spec, "effect": values["control"], "control": values["effect"]})):
         raise CheckFailed("your claim also holds with effect and control swapped: whichever way the experiment came "
                           "out, it would pass. Make it say which should be larger.")
-    shown = f"effect {values['effect']:.3g}, control {values['control']:.3g} nats"
-    if not bool(holds(spec)):
-        raise CheckFailed(f"your claim does not hold on a fresh dataset (seed {seed}: {shown}). That is a result too: "
-                          "what did you learn? Refine the claim (or the experiment) and run it again.")
     corners = [{**spec, "effect": values["effect"] + a * Z * errors["effect"], "control": values["control"] + b * Z * errors["control"]}
                for a in (-1, 1) for b in (-1, 1)]
     if not all(bool(holds(c)) for c in corners):
