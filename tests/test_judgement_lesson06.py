@@ -96,7 +96,7 @@ def test_accepts_the_control_that_can_fail():
 
 
 @pytest.mark.parametrize("wrong, match", [
-    (lambda h, r, p: {"component": h, "position": 29, "method": "resample"}, "could not have failed|does not isolate"),
+    (lambda h, r, p: {"component": h, "position": 29, "method": "resample"}, "does not isolate"),
     (lambda h, r, p: {"component": r, "position": p, "method": "zero"}, "no real input"),
     (lambda h, r, p: {"component": r, "position": p, "method": "mean"}, "no real input"),
     (lambda h, r, p: {"component": h, "position": p, "method": "resample"}, "itself"),
