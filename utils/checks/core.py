@@ -504,6 +504,20 @@ class Exercise:
         return self.normalize(self.reference(*materialize(case.args), **materialize(case.kwargs)))
 
 
+AMBIGUOUS_Z = (1.5, 2.5)  # a difference this many SEs from zero may be called either way in a verdict exercise
+
+
+def verdict_problem(real: Any, diff: float, se: float, expected: dict) -> str | None:
+    """The shared rule of the "difference, SE, is it real?" judgement exercises: outside the ambiguous band of
+    `AMBIGUOUS_Z` standard errors (the reference's), the learner's verdict must match the reference's."""
+    z = abs(expected["difference"]) / expected["se"]
+    low, high = AMBIGUOUS_Z
+    if (z > high or z < low) and real != expected["real"]:
+        return (f"verdict real={real} for a difference of {diff:.4f} with a standard error of {se:.4f}: how many "
+                "standard errors from zero is it, and how many does 'real' need?")
+    return None
+
+
 def reference(lesson_module: str, name: str | None = None) -> Callable:
     """The reference answer `utils.reference.<lesson_module>.<name>`, imported only when first called, so
     that `utils.checks` imports where `utils/reference/` is absent (as in the grader's learner kernels)."""

@@ -14,7 +14,7 @@ import random
 
 import torch
 
-from .core import Case, Exercise, Ref, make_test, reference, register
+from .core import Case, Exercise, make_test, reference, register, verdict_problem
 
 R = "lesson03_judgement"
 MIN_SHARE, MIN_GAP = 0.7, 0.1  # chosen words must separate the hypotheses by 70% of the best possible, >= 0.1
@@ -145,11 +145,7 @@ def _verdict_compare(expected: dict, got, case: Case) -> str | None:
     if not 0.7 < ratio < 1.4:
         return (f"your standard error {se:.5f} is {ratio:.2f} times the spread of the mean difference over resampled "
                 "sequences. Both numbers come from the same sequences: does your error use that?")
-    z = abs(expected["difference"]) / expected["se"]
-    if (z > 2.5 or z < 1.5) and got["real"] != expected["real"]:
-        return (f"verdict real={got['real']} for a difference of {diff:.4f} ± {se:.4f}: how many standard errors from "
-                "zero is it, and how many does 'real' need?")
-    return None
+    return verdict_problem(got["real"], diff, se, expected)
 
 
 register(Exercise(

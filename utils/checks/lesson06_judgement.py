@@ -14,7 +14,7 @@ import random
 
 import torch
 
-from .core import Case, Exercise, make_test, reference, register
+from .core import Case, Exercise, make_test, reference, register, verdict_problem
 
 R = "lesson06_judgement"
 
@@ -77,11 +77,7 @@ def _ece_compare(expected: dict, got, case: Case) -> str | None:
         return (f"your standard error {se:.5f} is {ratio:.1f} times the spread of the difference over resampled data "
                 "sets: the two errors do not cancel as they should. The two predictors were measured on the same "
                 "windows; does your resampling keep that?")
-    z = abs(expected["difference"]) / expected["se"]
-    if (z > 2.5 or z < 1.5) and got["real"] != expected["real"]:
-        return (f"verdict real={got['real']} for a difference of {diff:.4f} with a standard error of {se:.4f}: how many "
-                "standard errors from zero is it, and how many does 'real' need?")
-    return None
+    return verdict_problem(got["real"], diff, se, expected)
 
 
 register(Exercise(
