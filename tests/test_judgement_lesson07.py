@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import utils.checks as checks
-from utils.checks.core import REGISTRY, CheckFailed
+from helpers import rejects
+from utils.checks.core import REGISTRY
 from utils.reference import lesson07_judgement as ref
 from utils.stats import bootstrap
 
@@ -17,16 +18,6 @@ def run_check(name, fn, seed=0):
     torch.manual_seed(seed)
     random.seed(seed)
     getattr(checks, f"test_{name}")(fn)
-
-
-def rejects(name, fn, match=None):
-    with pytest.raises(CheckFailed) as info:
-        run_check(name, fn)
-    message = str(info.value)
-    assert name in message
-    if match:
-        assert match in message, message
-    return message
 
 
 def test_both_are_judgement_exercises_with_their_own_compare():
