@@ -21,7 +21,6 @@ from utils import analysis, attribution, calibration
 from utils.data import LETTERS, VOCAB_EASY, VOCAB_HARD
 from utils.model import weights_path
 from utils.reference import lesson01 as r1, lesson02 as r2, lesson03 as r3, lesson04 as r4
-from utils.reference import lesson05 as r5, lesson06 as r6, lesson07 as r7
 
 LOW, UP = string.ascii_lowercase, string.ascii_uppercase
 WRONG: list[tuple[str, str, object, str]] = []
@@ -245,24 +244,21 @@ def mc_spelled(mode):
     )
 
 
-def _load(mode, device="cpu", cfg_mode=None, weights_mode=None, flags=None, eval_=True, move=True, process=True):
+def _load(mode, device="cpu", weights_mode=None, flags=None, move=True):
     import warnings
 
     from transformer_lens import HookedTransformer
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = HookedTransformer(r2.make_config(cfg_mode or mode))
+        model = HookedTransformer(r2.make_config(mode))
     sd = torch.load(weights_path(weights_mode or mode), map_location="cpu", weights_only=True)
-    if process:
-        f = dict(fold_ln=True, center_writing_weights=True, center_unembed=True, fold_value_biases=True)
-        f.update(flags or {})
-        model.load_and_process_state_dict(sd, **f)
-    else:
-        model.load_state_dict(sd, strict=False)
+    f = dict(fold_ln=True, center_writing_weights=True, center_unembed=True, fold_value_biases=True)
+    f.update(flags or {})
+    model.load_and_process_state_dict(sd, **f)
     if move:
         model = model.to(device, print_details=False)
-    return model.eval() if eval_ else model
+    return model.eval()
 
 
 @wrong("load_trained_model", "only fold_ln=True; centring of writing weights/unembedding and value-bias folding switched off")
@@ -361,16 +357,16 @@ def ss_sorted(lp):
             "median_p": float(p[(p.numel() - 1) // 2]), "min_p": float(p[0])}
 
 
-def _fwp(toks, words_freq, sign=-1, cumulative=True, weight=True, log=True, dtype=torch.float64, dim=-1):
+def _fwp(toks, words_freq, cumulative=True, log=True, dtype=torch.float64):
     shifts = torch.arange(26)
-    plain = (toks.cpu().unsqueeze(0) + sign * shifts.unsqueeze(1)) % 26
+    plain = (toks.cpu().unsqueeze(0) - shifts.unsqueeze(1)) % 26
     lik = torch.zeros(3, 26, dtype=torch.float64)
     for word, freq in words_freq:
         m = (plain == _ids(word)).long()
         if cumulative:
             m = torch.cumprod(m, dim=1)
-        lik += (freq if weight else 1.0) * m.T
-    p = lik / lik.sum(dim, keepdim=True)
+        lik += freq * m.T
+    p = lik / lik.sum(-1, keepdim=True)
     return (p.log() if log else p).to(dtype)
 
 
@@ -433,16 +429,13 @@ def fcp_loop(model):
     return torch.stack(rows).cpu()
 
 
-def _lfp(words_freq, equal=False, normalise="total", dtype=torch.float64, transpose=False):
+def _lfp(words_freq, equal=False, normalise="total", dtype=torch.float64):
     t = torch.zeros(3, 26, dtype=torch.float64)
     for w, f in words_freq:
         for j in range(3):
             t[j, LETTERS.index(w[j])] += 1.0 if equal else f
-    if normalise == "total":
-        t = t / t.sum(1, keepdim=True)
-    elif normalise == "n_words":
-        t = t / len(words_freq)
-    return (t.T if transpose else t).to(dtype)
+    t = t / t.sum(1, keepdim=True) if normalise == "total" else t / len(words_freq)
+    return t.to(dtype)
 
 
 @wrong("letter_freqs_by_position", "every word counted once, ignoring its frequency")
@@ -539,15 +532,15 @@ def rap_float64(model, toks, shifts):
     return einops.reduce(eindex(probs, shifts.cpu(), "r s [r]"), "(w r) s -> w s", "mean", r=26)
 
 
-def _iep(word_list, letter_freqs, cumulative=True, pos_freqs=None, dim=-1, dtype=torch.float64, sign=-1):
+def _iep(word_list, letter_freqs, cumulative=True, pos_freqs=None, dim=-1):
     toks = torch.stack([_ids(w) for w in word_list])
-    plain = (toks.unsqueeze(-1) + sign * torch.arange(26)) % 26
+    plain = (toks.unsqueeze(-1) - torch.arange(26)) % 26
     logf = letter_freqs.double().log()
     pos = torch.arange(3).view(1, 3, 1) if pos_freqs is None else torch.full((1, 3, 1), pos_freqs)
     ev = logf[pos, plain]
     if cumulative:
         ev = ev.cumsum(1)
-    return ev.softmax(dim)[..., 0].to(dtype) if dim == -1 else ev.softmax(dim)[..., 0].to(dtype)
+    return ev.softmax(dim)[..., 0]
 
 
 @wrong("independent_evidence_probs", "no running sum: the posterior after letter j uses letter j's evidence alone")
@@ -709,11 +702,11 @@ def lpp_cross_entropy(logits, labels):
     return ce.view(B, S).mean(0)
 
 
-def _abl(model, toks, layer, head, method, name="hook_z", mean_dims=(0,), heads=None, axis=2):
+def _abl(model, toks, layer, head, method, mean_dims=(0,), axis=2):
     def hook(z, hook):
         z = z.clone()
         sl = [slice(None)] * 4
-        sl[axis] = head if heads is None else heads
+        sl[axis] = head
         sl = tuple(sl)
         if method == "zero":
             z[sl] = 0.0
@@ -721,7 +714,7 @@ def _abl(model, toks, layer, head, method, name="hook_z", mean_dims=(0,), heads=
             z[sl] = z.mean(mean_dims, keepdim=True).expand_as(z)[sl]
         return z
     with torch.inference_mode():
-        return model.run_with_hooks(toks.to(model.cfg.device), fwd_hooks=[(f"blocks.{layer}.attn.{name}", hook)])
+        return model.run_with_hooks(toks.to(model.cfg.device), fwd_hooks=[(f"blocks.{layer}.attn.hook_z", hook)])
 
 
 @wrong("ablated_logits", "ignores method: always zero-ablates")
@@ -753,14 +746,14 @@ def al_torch_where(model, toks, layer, head, method="mean"):
     return model.run_with_hooks(toks.to(model.cfg.device), fwd_hooks=[(f"blocks.{layer}.attn.hook_z", hook)])
 
 
-def _alc(model, toks, labels, method, combine=lambda a, c: a - c, loss=None, swap=False):
+def _alc(model, toks, labels, method, combine=lambda a, c: a - c, loss=None):
     loss = loss or r4.loss_per_position
     clean = loss(model(toks.to(model.cfg.device)).cpu(), labels.cpu())
     out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, toks.shape[1])
     for l in range(model.cfg.n_layers):
         for h in range(model.cfg.n_heads):
             abl = loss(r4.ablated_logits(model, toks, l, h, method).cpu(), labels.cpu())
-            out[(h, l) if swap else (l, h)] = combine(abl, clean)
+            out[l, h] = combine(abl, clean)
     return out
 
 
@@ -830,14 +823,12 @@ def sd_bootstrap(dla, group_a, group_b):
 # --- 05 -----------------------------------------------------------------------------------------------------------
 
 
-def _ov(resid, ln_scale, W_OV, W_U, final_scale, labels, ln="div", fin="div", transpose=False, post=None):
-    x = resid / ln_scale if ln == "div" else resid * ln_scale if ln == "mul" else resid
+def _ov(resid, ln_scale, W_OV, W_U, final_scale, labels, ln="div", fin="div", transpose=False):
+    x = resid / ln_scale if ln == "div" else resid * ln_scale
     pat = "b s i, h o i -> h b s o" if transpose else "b s i, h i o -> h b s o"
     out = einops.einsum(x, W_OV, pat)
-    out = out / final_scale if fin == "div" else out * final_scale if fin == "mul" else out
+    out = out / final_scale if fin == "div" else out * final_scale
     logits = out @ W_U
-    if post:
-        logits = post(logits)
     return eindex(logits, labels, "h b s [b]")
 
 
@@ -863,8 +854,8 @@ def ov_unembed_first(resid, ln_scale, W_OV, W_U, final_scale, labels):
     return einops.einsum(resid / ln_scale, head_dirs, "b s i, h b i -> h b s") / final_scale
 
 
-def _qk(q_resid, k_resid, W_Q, b_Q, W_K, b_K, scale=None, mask="causal", softmax_dim=-1, after=False, use_bq=True, use_bk=True):
-    q = einops.einsum(q_resid, W_Q, "d m, h m k -> h d k") + (b_Q.unsqueeze(1) if use_bq else 0)
+def _qk(q_resid, k_resid, W_Q, b_Q, W_K, b_K, scale=None, mask="causal", after=False, use_bk=True):
+    q = einops.einsum(q_resid, W_Q, "d m, h m k -> h d k") + b_Q.unsqueeze(1)
     k = einops.einsum(k_resid, W_K, "s m, h m k -> h s k") + (b_K.unsqueeze(1) if use_bk else 0)
     scale = W_Q.shape[-1] ** 0.5 if scale is None else scale
     scores = einops.einsum(q, k, "h d k, h s k -> h d s") / scale
@@ -872,7 +863,7 @@ def _qk(q_resid, k_resid, W_Q, b_Q, W_K, b_K, scale=None, mask="causal", softmax
     keep = torch.ones(D, S, dtype=torch.bool).tril() if mask == "causal" else torch.ones(D, S, dtype=torch.bool).triu()
     if after:
         return scores.softmax(-1) * keep
-    return scores.masked_fill(~keep, float("-inf")).softmax(softmax_dim)
+    return scores.masked_fill(~keep, float("-inf")).softmax(-1)
 
 
 @wrong("qk_pattern", "scales the scores by 1 / d_head instead of 1 / sqrt(d_head)")
@@ -935,19 +926,15 @@ def dsw_wrong_verdict():
 # --- 06 -----------------------------------------------------------------------------------------------------------
 
 
-def _fb(toks, letter_freqs, mask=True, sign=-1, cumulative=True, dim=1, out="log", dtype=torch.float64):
-    logf = letter_freqs.double().log() if dtype == torch.float64 else letter_freqs.float().log()
-    plain = (toks.unsqueeze(-1) + sign * torch.arange(26)) % 26
+def _fb(toks, letter_freqs, mask=True, cumulative=True, out="log"):
+    logf = letter_freqs.double().log()
+    plain = (toks.unsqueeze(-1) - torch.arange(26)) % 26
     ev = logf[plain]
     if mask:
         ev = torch.where((toks < 26).unsqueeze(-1), ev, torch.zeros((), dtype=ev.dtype))
     if cumulative:
-        ev = ev.cumsum(dim)
-    if out == "log":
-        return ev.log_softmax(-1)
-    if out == "prob":
-        return ev.softmax(-1)
-    return ev
+        ev = ev.cumsum(1)
+    return ev.log_softmax(-1) if out == "log" else ev.softmax(-1)
 
 
 @wrong("frequency_baseline_logprobs", "non-letters are not masked: ids >= 26 are decoded modulo 26 and add evidence")
@@ -975,7 +962,7 @@ def fb_uniform_nonletters(toks, letter_freqs):
     return cum - cum.logsumexp(-1, keepdim=True)
 
 
-def _lbl(logprobs_correct, toks, max_letters=26, exclusive=False, n_buckets=None, empty_nan=True, dtype=torch.float64):
+def _lbl(logprobs_correct, toks, max_letters=26, exclusive=False, n_buckets=None, empty_nan=True):
     is_letter = (toks < 26).long()
     n = is_letter.cumsum(1) - (is_letter if exclusive else 0)
     nb = max_letters + 1 if n_buckets is None else n_buckets
@@ -986,7 +973,7 @@ def _lbl(logprobs_correct, toks, max_letters=26, exclusive=False, n_buckets=None
     out = total / count
     if not empty_nan:
         out = out.nan_to_num(0.0)
-    return out.to(dtype)
+    return out
 
 
 @wrong("loss_by_letters_seen", "counts the letters before the position, not including the current one")
@@ -1040,11 +1027,10 @@ def nas_masked_fill(pattern, toks):
     return on.mean(dim=(0, 2))
 
 
-def _rb(probs, targets, n_bins=10, conf="top", share=True, edge="floor", empty_nan=True, dtype=torch.float64, force_bins=None):
+def _rb(probs, targets, n_bins=10, share=True, edge="floor", dtype=torch.float64, force_bins=None):
     nb = force_bins or n_bins
     p = probs.double()
-    top_conf, pred = p.max(-1)
-    c = top_conf if conf == "top" else p.gather(1, targets.view(-1, 1)).squeeze(1)
+    c, pred = p.max(-1)
     correct = (pred == targets).double()
     if edge == "floor":
         idx = (c * nb).floor().long().clamp(0, nb - 1)
@@ -1054,8 +1040,6 @@ def _rb(probs, targets, n_bins=10, conf="top", share=True, edge="floor", empty_n
     count = z.index_add(0, idx, torch.ones_like(c))
     mc = z.index_add(0, idx, c) / count
     acc = z.index_add(0, idx, correct) / count
-    if not empty_nan:
-        mc, acc = mc.nan_to_num(0.0), acc.nan_to_num(0.0)
     return torch.stack([mc, acc, count / len(c) if share else count]).to(dtype)
 
 
@@ -1134,10 +1118,10 @@ def cc_hardcoded(head, rival, position):
 # --- 07 -----------------------------------------------------------------------------------------------------------
 
 
-def _pmw(word_toks, word_probs, n_keep, how="prefix", unweighted=False, norm=True, exclude_self=False, dtype=None):
+def _pmw(word_toks, word_probs, n_keep, how="prefix", unweighted=False, norm=True, exclude_self=False):
     if how == "prefix":
         same = (word_toks[:, None, :n_keep] == word_toks[None, :, :n_keep]).all(-1)
-    elif how == "last_kept":
+    else:  # only letter n_keep - 1
         same = (word_toks[:, None, n_keep - 1] == word_toks[None, :, n_keep - 1]) if n_keep else torch.ones(
             len(word_toks), len(word_toks), dtype=torch.bool)
     w = same.to(word_probs.dtype) * (torch.ones_like(word_probs) if unweighted else word_probs)[None, :]
@@ -1145,7 +1129,7 @@ def _pmw(word_toks, word_probs, n_keep, how="prefix", unweighted=False, norm=Tru
         w = w * (1 - torch.eye(len(word_toks), dtype=w.dtype))
     if norm:
         w = w / w.sum(-1, keepdim=True)
-    return w if dtype is None else w.to(dtype)
+    return w
 
 
 @wrong("prefix_match_weights", "compares only letter n_keep - 1 instead of all of the first n_keep letters")
@@ -1181,7 +1165,7 @@ def pmw_loop(word_toks, word_probs, n_keep):
     return out
 
 
-def _kv(model, toks, new_k, new_v, mask, layer=1, invert=False, none_all=True, swap=False, only_k=False, inplace=False):
+def _kv(model, toks, new_k, new_v, mask, layer=1, invert=False, none_all=True, inplace=False):
     S = toks.shape[1]
     if mask is None:
         keep = torch.ones(S, dtype=torch.bool) if none_all else torch.zeros(S, dtype=torch.bool)
@@ -1199,10 +1183,7 @@ def _kv(model, toks, new_k, new_v, mask, layer=1, invert=False, none_all=True, s
             return h
         return lambda act, hook: torch.where(keep, new, act)
 
-    k, v = (new_v, new_k) if swap else (new_k, new_v)
-    hooks = [(f"blocks.{layer}.attn.hook_k", patch(k))]
-    if not only_k:
-        hooks.append((f"blocks.{layer}.attn.hook_v", patch(v)))
+    hooks = [(f"blocks.{layer}.attn.hook_k", patch(new_k)), (f"blocks.{layer}.attn.hook_v", patch(new_v))]
     with torch.inference_mode():
         return model.run_with_hooks(toks, fwd_hooks=hooks)
 
@@ -1227,12 +1208,12 @@ def kv_inplace(model, toks, new_k, new_v, mask=None):
     return _kv(model, toks, new_k, new_v, mask, inplace=True)
 
 
-def _wrp(model, word_toks, pos=2, sign=1, label="s", order="w s", log=False):
+def _wrp(model, word_toks, pos=2, label="s", log=False):
     shifts = torch.arange(26)
-    rot = (word_toks[:, None, :] + sign * shifts[None, :, None]) % 26
-    logits = model(einops.rearrange(rot, f"w s c -> ({order}) c").to(model.cfg.device))[:, pos]
+    rot = (word_toks[:, None, :] + shifts[None, :, None]) % 26
+    logits = model(einops.rearrange(rot, "w s c -> (w s) c").to(model.cfg.device))[:, pos]
     p = (logits.log_softmax(-1) if log else logits.softmax(-1)).cpu()
-    p = einops.rearrange(p, f"({order}) v -> w s v", s=26)
+    p = einops.rearrange(p, "(w s) v -> w s v", s=26)
     if label == "s":
         return eindex(p, shifts, "w s [s]")
     return p[..., 0]
@@ -1266,9 +1247,9 @@ def wrp_loop(model, word_toks):
     return torch.stack(cols, dim=1)
 
 
-@wrong("falsify_monotone", "returns (1, 1, 3, 1), the pattern the exercise says is taken")
-def fm_taken():
-    return (1, 1, 3, 1)
+@wrong("falsify_monotone", "keeps more of slot A only, (2, 1, 1, 1): the first letter's slot, which the rule's falsifier does not need")
+def fm_slot_a():
+    return (2, 1, 1, 1)
 
 
 @wrong("falsify_monotone", "keeps more only in the space slot, (1, 1, 1, 3), which the rule's falsifier does not need")
