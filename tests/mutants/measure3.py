@@ -15,8 +15,7 @@ import json
 import time
 import warnings
 
-from utils.checks import core  # noqa: F401  (registers every exercise)
-import utils.checks  # noqa: F401
+import utils.checks  # noqa: F401  (registers every exercise)
 from utils.checks.core import REGISTRY, run_cases
 
 
