@@ -582,10 +582,10 @@ def do_indep_unsure(candidates, words_freq, k):
     return [candidates[i] for i in indep.argsort()[:k].tolist()]
 
 
-@wrong("discriminating_openings", "picks the words on which the Bayes observer is most confident, not where the two disagree")
-def do_bayes_confident(candidates, words_freq, k):
-    bayes, _ = _disagreement(candidates, words_freq)
-    return [candidates[i] for i in bayes.argsort(descending=True)[:k].tolist()]
+@wrong("discriminating_openings", "picks the words on which the independent observer is most confident, not where the two disagree")
+def do_indep_confident(candidates, words_freq, k):
+    _, indep = _disagreement(candidates, words_freq)
+    return [candidates[i] for i in indep.argsort(descending=True)[:k].tolist()]
 
 
 @wrong("discriminating_openings", "compares the observers at position 0 (first letter) instead of position 1")
@@ -615,6 +615,15 @@ def bb_tensors(model_p, bayes_p):
     d = (model_p - bayes_p).double()
     se = d.std() / math.sqrt(len(d))
     return {"difference": d.mean(), "se": se, "real": d.mean().abs() > 2 * se}
+
+
+@right("below_bayes_verdict")
+def bb_closed_form(model_p, bayes_p):
+    d = model_p.double() - bayes_p.double()
+    n = d.numel()
+    mean = d.sum() / n
+    se = ((d - mean).pow(2).sum() / (n - 1)).sqrt() / n**0.5
+    return {"difference": mean.item(), "se": se.item(), "real": bool(mean.abs() > 2 * se)}
 
 
 # --- 04 -----------------------------------------------------------------------------------------------------------
@@ -787,6 +796,12 @@ def da_everything():
     return {"components": ["embed", "0.0", "0.1", "1.0", "1.1"], "path": "direct", "verdict": "filter"}
 
 
+@right("discriminating_ablation")
+def da_with_head_10():
+    """The filter account also has head 1.0's direct path choose among the consistent shifts; 'alone' needs none."""
+    return {"components": ["embed", "0.0", "0.1", "1.0"], "path": "direct", "verdict": "filter"}
+
+
 def _shares(dla, a, b):
     return attribution.group_share(dla, a) - attribution.group_share(dla, b)
 
@@ -913,6 +928,13 @@ def kic_inplace(resid):
     return resid
 
 
+@right("key_input_control")
+def kic_from_0B(resid):
+    out = resid.clone()
+    out[:, 0] = resid[:, 1]
+    return out
+
+
 @wrong("discriminating_swap", "donor is the 3rd letter of the next word: neither hypothesis predicts a fall")
 def dsw_third_letter_donor():
     return {"part": "position", "donor": "3rd letter", "verdict": "position"}
@@ -921,6 +943,12 @@ def dsw_third_letter_donor():
 @wrong("discriminating_swap", "the right swap, but the verdict 'layer 0' although the measured share falls")
 def dsw_wrong_verdict():
     return {"part": "position", "donor": "2nd letter", "verdict": "layer 0"}
+
+
+@right("discriminating_swap")
+def dsw_layer0_part():
+    """Swapping layer 0's part instead: 'layer 0' predicts a fall, 'position' does not; the share does not fall."""
+    return {"part": "layer 0", "donor": "2nd letter", "verdict": "position"}
 
 
 # --- 06 -----------------------------------------------------------------------------------------------------------
@@ -1260,6 +1288,11 @@ def fm_space_slot():
 @wrong("falsify_monotone", "keeps two letters in every slot, (2, 2, 2, 2): more everywhere, so it recovers more, not less")
 def fm_all_two():
     return (2, 2, 2, 2)
+
+
+@right("falsify_monotone")
+def fm_c_and_space():
+    return (1, 1, 3, 3)
 
 
 @wrong("difference_is_real", "standard error over all tokens (batch*seq observations), as if positions were independent")

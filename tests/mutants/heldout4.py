@@ -741,6 +741,11 @@ def da_verdict_alone():
     return {"components": ["embed", "0.0", "0.1"], "path": "direct", "verdict": "alone"}
 
 
+@right("discriminating_ablation")
+def da_layer0_direct():
+    return {"components": ["0.0", "0.1"], "path": "direct", "verdict": "filter"}
+
+
 def _share_diff(dla, a, b):
     return attribution.group_share(dla, a) - attribution.group_share(dla, b)
 
@@ -884,6 +889,13 @@ def kic_swap(resid):
     return out
 
 
+@right("key_input_control")
+def kic_from_1C(resid):
+    out = resid.clone()
+    out[:, 0] = resid[:, 6]
+    return out
+
+
 @wrong("discriminating_swap", "moves the whole stream: both hypotheses predict a fall, so it cannot tell them apart")
 def dsw_whole_stream():
     return {"part": "whole stream", "donor": "2nd letter", "verdict": "position"}
@@ -892,6 +904,11 @@ def dsw_whole_stream():
 @wrong("discriminating_swap", "swaps layer 0's part from the 2nd letter and calls it for 'layer 0', although the share does not fall")
 def dsw_layer0_verdict_layer0():
     return {"part": "layer 0", "donor": "2nd letter", "verdict": "layer 0"}
+
+
+@right("discriminating_swap")
+def dsw_space_donor():
+    return {"part": "position", "donor": "space", "verdict": "position"}
 
 
 # --- 06 -----------------------------------------------------------------------------------------------------------
@@ -1057,6 +1074,16 @@ def ece_signed(model_probs, baseline_probs, labels):
     b = calibration.per_sequence_bins(baseline_probs, labels)
     se = _bootstrap(_ece_diff, a, b, n_boot=300).std()
     return _verdict(_ece_diff(a, b), se, rule=lambda d, s: d > 2 * s)
+
+
+@right("ece_difference_verdict")
+def ece_paired_windows(model_probs, baseline_probs, labels):
+    a = calibration.per_sequence_bins(model_probs, labels)
+    b = calibration.per_sequence_bins(baseline_probs, labels)
+    g = torch.Generator().manual_seed(5)
+    idx = torch.randint(0, len(a), (500, len(a)), generator=g)
+    boot = calibration.ece_of_sums(a[idx].sum(1)) - calibration.ece_of_sums(b[idx].sum(1))  # [500]
+    return _verdict(_ece_diff(a, b), boot.std())
 
 
 @wrong("choose_control", "control is the same head at the next position: changes where as well as what, and cannot show the rival matters")
@@ -1229,6 +1256,11 @@ def fm_b_ahead():
 @wrong("falsify_monotone", "(0, 1, 3, 1): keeps less than (1, 1, 1, 1) in slot A")
 def fm_less_in_a():
     return (0, 1, 3, 1)
+
+
+@right("falsify_monotone")
+def fm_a_and_c():
+    return (2, 1, 3, 1)
 
 
 @wrong("difference_is_real", "unpaired: the per-sequence means of a and b get separate errors, combined in quadrature")
