@@ -138,6 +138,32 @@ def test_names_are_scoped_and_the_last_binding_counts():
     assert verdict("03", own[:1] + ["1/0\ndef rotation_averaged_probs(*a):\n    return 0"], RAP, uncertain={n + 1})
 
 
+def test_cells_left_out_of_the_grading_run_do_not_count_and_interrupted_ones_are_uncertain(tmp_path):
+    """for_notebook reads the notebook as its grading run ran it: a cell left out of that run (one that hung or
+    killed an earlier kernel, which died with everything it did) is not read, so its signal handler costs nothing;
+    a cell interrupted at its time limit may not have reached its `def`, so an earlier binding stays possible."""
+    from utils.grading.records import NotebookRun
+
+    handler = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
+    own = "def rotation_averaged_probs(*a):\n    return 0"
+    nb = nbformat.v4.new_notebook()
+    base = cells_of(EXERCISES, "03")
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in base + [handler, own]]
+    path = tmp_path / "03_x.ipynb"
+    nbformat.write(nb, path)
+    n = len(base)
+    assert "signal" in lr.for_notebook(path, "03", NotebookRun()).verdict(REGISTRY[RAP])  # it ran: refused
+    assert lr.for_notebook(path, "03", NotebookRun(), left_out=[n]).verdict(REGISTRY[RAP]) is None
+    # the star import, then a cell interrupted before its own `def` ran: the library's version may still be bound
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in base + ["from utils.analysis import *",
+                                                             "while True:\n    pass\n" + own]]
+    nbformat.write(nb, path)
+    assert lr.for_notebook(path, "03", NotebookRun()).verdict(REGISTRY[RAP]) is None
+    assert "rotation_averaged_probs" in lr.for_notebook(path, "03", NotebookRun(interrupted=[n + 1])).verdict(REGISTRY[RAP])
+    # left out of the run altogether: the import never ran either
+    assert lr.for_notebook(path, "03", NotebookRun(), left_out=[n]).verdict(REGISTRY[RAP]) is None
+
+
 def test_copied_library_code_is_flagged_not_scored():
     source = inspect.getsource(analysis.rotation_averaged_probs).replace("rotation_averaged_probs", "RAP_TMP")
     renamed = source.replace("RAP_TMP", RAP)

@@ -266,7 +266,8 @@ class Grader:
                                          "timings": nb.timings}
             result["problems"] += [list(p) for p in nb.problems]
             spec = next((spec for spec in job.notebooks if spec.file == name), None)
-            rule = library_rule.for_notebook(private / "notebooks" / name, lesson, nb, spec.skip if spec else [])
+            left_out = nb.left_out if nb.left_out is not None else (spec.skip if spec else [])
+            rule = library_rule.for_notebook(private / "notebooks" / name, lesson, nb, left_out)
             for ex in exercises_of(lesson):
                 verdict = rule.verdict(ex) if rule else None
                 result["exercises"][ex.name] = score_exercise(ex, self.refs, nb, private / "out", MAX_RESULT_BYTES,

@@ -269,9 +269,12 @@ def course_templates() -> dict[str, frozenset[str]]:
     return found
 
 
-def for_notebook(path, lesson: str, run=None, skipped: Iterable[int] = ()) -> "Analysis | None":
-    """The analysis of one learner notebook, with the cells that may not have run to the end: those that raised
-    (run.cell_errors, 1-based) and those the grader left out (`skipped`, 0-based). None: not a notebook."""
+def for_notebook(path, lesson: str, run=None, left_out: Iterable[int] = ()) -> "Analysis | None":
+    """The analysis of one learner notebook as its grading run ran it. `left_out` (0-based): the code cells that run
+    left out (the slicer's, and those that killed or hung an earlier kernel, which died with them): nothing of them
+    ran in the kernel that answered the grading calls, so they are not read at all. Cells that may not have run to
+    the end (they raised: run.cell_errors, 1-based; or were interrupted at their time limit: run.interrupted,
+    0-based) add to a name's earlier values instead of replacing them. None: not a notebook."""
     from .runner import code_cells
     from .submissions import MAX_NOTEBOOK_BYTES
 
@@ -281,7 +284,10 @@ def for_notebook(path, lesson: str, run=None, skipped: Iterable[int] = ()) -> "A
         return None
     if sources is None:
         return None
-    uncertain = set(skipped) | {int(e.get("cell", 0)) - 1 for e in (getattr(run, "cell_errors", None) or [])}
+    left_out = set(left_out)
+    sources = ["" if i in left_out else src for i, src in enumerate(sources)]
+    uncertain = {int(e.get("cell", 0)) - 1 for e in (getattr(run, "cell_errors", None) or [])}
+    uncertain |= set(getattr(run, "interrupted", None) or [])
     return Analysis.safely(sources, uncertain, course_templates().get(lesson, frozenset()))
 
 
@@ -336,7 +342,7 @@ class Analysis:
     """The learner's notebook, read once; `verdict(exercise)` for each graded exercise.
 
     sources: the code cells; uncertain: indices of cells that may not have run to the end (they raised, or the
-    grader left them out), whose bindings add to a name's earlier values instead of replacing them."""
+    cell was interrupted at its time limit), whose bindings add to a name's earlier values instead of replacing them."""
 
     def __init__(self, sources: list[str], uncertain: Iterable[int] = (), course: set[str] = frozenset()):
         self.bindings: dict[str, list[ast.AST]] = {}  # name -> the nodes that give it a value, in order

@@ -109,6 +109,10 @@ class NotebookRun:
     attempts: int = 0  # times the notebook's cells were run (again after a cell killed the kernel)
     kernels_started: int = 0  # fresh kernels started for it (the others ran in the learner's kernel, reset)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)  # kernel_start, imports, reset, execute, grade_calls
+    # code cells (0-based) left out of every run that made grading calls (the slicer's and those that killed or hung
+    # a kernel): nothing of them ran in a kernel that answered for an exercise. None: no grading call was made.
+    left_out: Optional[list[int]] = None
+    interrupted: list[int] = dataclasses.field(default_factory=list)  # code cells (0-based) stopped at their time limit
 
 
 @dataclasses.dataclass

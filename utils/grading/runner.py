@@ -375,6 +375,8 @@ class Runner:
             self.add_time(entry, "execute", started)
             self.save()
             if not restart:
+                if entry.left_out is None:  # the skip set only grows: the first grading run left out the fewest
+                    entry.left_out = sorted(skip)
                 started = time.monotonic()
                 restart = self.grade_pending(client, pending, entry)
                 self.add_time(entry, "grade_calls", started)
@@ -407,6 +409,8 @@ class Runner:
                     what, tag = ("crashed the kernel", "kernel-died") if outcome == "dead" else ("would not stop", "timeout")
                     entry.problems.append([tag, f"{file}: code cell {i + 1} {what}; the notebook was run again without it"])
                     return True
+                if outcome == "timeout" and i not in entry.interrupted:
+                    entry.interrupted.append(i)
                 if outcome == "timeout" and self.first_time("timeout", i):
                     entry.problems.append(["timeout", f"{file}: code cell {i + 1} ran past {self.job.cell_timeout} s and was interrupted"])
                 if outcome == "error" and self.first_time("error", i):
