@@ -291,8 +291,23 @@ def for_notebook(path, lesson: str, run=None, left_out: Iterable[int] = ()) -> "
     return Analysis.safely(sources, uncertain, course_templates().get(lesson, frozenset()))
 
 
+PARSE_CACHE_CHARS = 50_000  # cells up to this size are parsed once per run (the course's recur in every notebook)
+
+
 def parse_cell(source: str) -> ast.Module | None:
-    """A code cell as Python (IPython magics and `!` lines translated as IPython would), or None."""
+    """A code cell as Python (IPython magics and `!` lines translated as IPython would), or None. The tree is shared
+    by every notebook with that cell (nothing here changes a tree)."""
+    if len(source) <= PARSE_CACHE_CHARS:
+        return parse_cell_cached(source)
+    return parse_cell_uncached(source)
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_cell_cached(source: str) -> ast.Module | None:
+    return parse_cell_uncached(source)
+
+
+def parse_cell_uncached(source: str) -> ast.Module | None:
     try:
         return ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -769,10 +784,8 @@ class Analysis:
         except (RecursionError, MemoryError):
             return None
         for q in sorted(equivalents(ex)):
-            obj = library_functions().get(q)
-            try:
-                theirs = shape(ast.parse(inspect.getsource(obj)).body[0])
-            except Exception:
+            theirs = library_shape(q)
+            if theirs is None:
                 continue
             if mine and mine == theirs:
                 return f"`{ex.name}` is the code of `{q}` with at most names changed (copied from the library?)"
@@ -829,14 +842,26 @@ class Unanalysable:
 COPY_SIMILARITY = 0.9  # share of the syntax tree (names aside) in common with a library version: flagged
 
 
+@functools.lru_cache(maxsize=None)
+def library_shape(q: str) -> str | None:
+    """`shape` of library function `q` (read once per run), or None when its source cannot be read."""
+    try:
+        return shape(ast.parse(inspect.getsource(library_functions()[q])).body[0])
+    except Exception:
+        return None
+
+
 def similarity(a: str, b: str) -> float:
-    """How much of two `shape`s is in common (difflib's ratio over their tokens); 0 for short functions."""
+    """How much of two `shape`s is in common (difflib's ratio over their tokens); 0 for short functions. Below
+    COPY_SIMILARITY the value is only known to be below it (difflib's quick upper bound, which is cheap)."""
     import difflib
 
     ta, tb = re.findall(r"\w+|[^\w\s]", a), re.findall(r"\w+|[^\w\s]", b)
     if min(len(ta), len(tb)) < 40:
         return 0.0
-    return difflib.SequenceMatcher(None, ta, tb, autojunk=False).ratio()
+    matcher = difflib.SequenceMatcher(None, ta, tb, autojunk=False)
+    bound = matcher.quick_ratio()  # an upper bound of ratio()
+    return bound if bound < COPY_SIMILARITY else matcher.ratio()
 
 
 def shape(node: ast.AST) -> str:
