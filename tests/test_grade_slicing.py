@@ -77,6 +77,19 @@ def test_changes_to_its_own_objects_are_fine():
     assert skipped(cells, course={0, 2}) == [2]
 
 
+def test_names_read_in_an_index_are_not_changed_and_course_imports_only_bind():
+    """`mine[rows, data.sum()] = 0` changes `mine` (its own), not `data`; `from utils.bayes import f` only binds
+    `f` (import utils loads utils.bayes anyway), so a cell with it can be left out unless `f` is read later."""
+    cells = [SETUP, ANSWER, "mine = torch.zeros(3, 3)\nmine[0, data.sum().long() % 3] = 1.0\nprint(mine)"]
+    assert skipped(cells, course={0, 2}) == [2]
+    cells = [SETUP, ANSWER, "from utils.bayes import bayes_logprobs\nprint(answer(data))"]
+    assert skipped(cells, course={0, 2}) == [2]
+    assert skipped(cells + ["y = bayes_logprobs"], course={0, 2}) == []  # a later cell reads the name
+    for other in ("from utils.attribution import outcomes", "import utils.bayes", "from utils.bayes import *",
+                  "from math import pi"):  # a module import utils does not load, or other imports: kept
+        assert skipped([SETUP, ANSWER, other + "\nprint(answer(data))"], course={0, 2}) == [], other
+
+
 def test_dynamic_access_keeps_what_it_could_read():
     dynamic = "def look():\n    return globals()['shown']"
     cells = [SETUP, ANSWER, "shown = answer(data)", dynamic, "look()"]

@@ -248,16 +248,40 @@ def store_targets(node: ast.AST) -> list[ast.AST]:
     return []
 
 
+@functools.lru_cache(maxsize=1)
+def loaded_with_utils() -> frozenset[str]:
+    """The course modules that `import utils` imports itself (utils/__init__.py's `from .x import ...`): importing
+    one again, as `from utils.bayes import f`, only binds names (the package and the module are loaded either way
+    before any grading call, which imports utils)."""
+    try:
+        tree = ast.parse((Path(__file__).resolve().parents[1] / "__init__.py").read_text())
+    except (OSError, SyntaxError):
+        return frozenset()
+    return frozenset(f"utils.{n.module}" for n in tree.body if isinstance(n, ast.ImportFrom) and n.level == 1
+                     and n.module and "." not in n.module)
+
+
+def harmless_import(node: ast.AST) -> bool:
+    """An import of the course library that only binds names (see loaded_with_utils)."""
+    if isinstance(node, ast.ImportFrom):
+        return node.level == 0 and node.module in loaded_with_utils() and all(a.name != "*" for a in node.names)
+    return False
+
+
 def only_computes(cell: Cell, modules: set[str]) -> bool:
-    """No import, global, del, dynamic name access; no change to an object the cell did not make itself: no
-    assignment to its attributes or items, no in-place or known mutating method (add_hook, append, manual_seed,
-    eval, ...) called on it. `modules`: the names the notebook imports (calling torch.stack changes nothing)."""
+    """No import (but `from utils.x import f` of a module `import utils` loads), global, del, dynamic name access;
+    no change to an object the cell did not make itself: no assignment to its attributes or items, no in-place or
+    known mutating method (add_hook, append, manual_seed, eval, ...) called on it. `modules`: the names the notebook
+    imports (calling torch.stack changes nothing)."""
     own = cell.binds - cell.reads_first
     for node in ast.walk(cell.tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal, ast.Delete)):
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal, ast.Delete)) \
+                and not harmless_import(node):
             return False
-        for t in (t for target in store_targets(node) for t in ast.walk(target)):
-            if isinstance(t, (ast.Attribute, ast.Subscript)) and root_name(t) not in own:
+        for t in (t for target in store_targets(node) for t in ast.walk(target)):  # what is stored into (not the
+            # names read in an index, such as `labels` in `mine[rows, labels.cpu()] = 0`)
+            if isinstance(t, (ast.Attribute, ast.Subscript)) and isinstance(t.ctx, ast.Store) \
+                    and root_name(t) not in own:
                 return False
         if isinstance(node, ast.Call):
             func = node.func
