@@ -100,6 +100,12 @@ def test_every_way_to_call_the_library_version_scores_zero(cells):
     ["def rotation_averaged_probs(*a):\n    m = getattr(getattr(torch, 'sy' + 's'), 'mod' + 'ules')['utils.analysis']\n"
      "    return getattr(m, 'rotation_' + 'averaged_probs')(*a)"],
     ["def rotation_averaged_probs(*a):\n    return vars(torch)['sys']"],
+    # a patch made by a function a cell calls, or by setattr: torch.einsum then answers with the library's version
+    ["def patch():\n    torch.einsum = lambda *a, **k: analysis.rotation_averaged_probs(*a)\npatch()",
+     "def rotation_averaged_probs(*a):\n    return torch.einsum(*a)"],
+    ["def patch():\n    setattr(torch, 'einsum', analysis.rotation_averaged_probs)\npatch()",
+     "def rotation_averaged_probs(*a):\n    return torch.einsum(*a)"],
+    ["setattr(torch, 'einsum', analysis.rotation_averaged_probs)", "def rotation_averaged_probs(*a):\n    return torch.einsum(*a)"],
 ])
 def test_what_cannot_be_followed_scores_zero_with_the_construct_named(cells):
     why = verdict("03", cells, RAP)
@@ -122,7 +128,11 @@ def test_ordinary_settings_and_own_names_are_not_dynamic():
               "def compile(x):\n    return x",
               "def helper(model, names=('W_Q',)):\n    return [getattr(b.attn, n) for b in model.blocks for n in names]"
               + "\n\ndef uses(model):\n    return [m for m in model.modules()]",
-              "def rotation_averaged_probs(model, *a):\n    return compile(helper(model)), uses(model)"]
+              "def rotation_averaged_probs(model, *a):\n    return compile(helper(model)), uses(model)",
+              # a function's own local or parameter named like a module, changed in place
+              "def tidy(s, model):\n    string = list(s)\n    string[0] = 'a'\n    model.cfg = None\n"
+              "    setattr(model, 'x', tidy)\n    return string",
+              "def quiet():\n    pio.renderers.default = 'png'\nquiet()"]
     assert verdict("03", honest, RAP) is None
 
 

@@ -534,6 +534,8 @@ class Analysis:
                 self.dynamic_writes.append(f"changes the notebook's namespace with `{name}` (cell {cell})")
             elif name in ("setattr", "delattr") and node.args and self.reaches_namespace(node.args[0]):
                 self.dynamic_writes.append(f"changes a module with `{name}` (cell {cell})")
+        for what in module_writes(stmt, self.imported | NEUTRAL_ROOTS | DYNAMIC_MODULES):
+            self.dynamic_writes.append(f"replaces `{what}` in an imported module (cell {cell})")
 
     def starts_background(self, call: ast.Call) -> bool:
         """A call that may leave code running (a process, a signal handler, a trace hook). A shell command of a
@@ -793,6 +795,58 @@ class Analysis:
             if ratio >= COPY_SIMILARITY:
                 return f"`{ex.name}` is {ratio:.0%} the code of `{q}`, names aside (copied from the library?)"
         return None
+
+
+def function_locals(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> set[str]:
+    """The names local to a function: its parameters and the names it assigns (not those it declares global)."""
+    a = fn.args
+    names = {x.arg for x in a.posonlyargs + a.args + a.kwonlyargs} | {x.arg for x in (a.vararg, a.kwarg) if x}
+    declared: set[str] = set()
+    stack = list(fn.body) if isinstance(fn.body, list) else [fn.body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            declared.update(node.names)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            stack.extend(node.decorator_list)  # its body is its own scope
+            continue
+        elif isinstance(node, ast.Lambda):
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return names - declared
+
+
+def module_writes(stmt: ast.AST, modules: set[str]) -> list[str]:
+    """What `stmt` replaces or deletes in a module it did not make, at any depth, functions' bodies included (a
+    function that patches `torch.einsum` when a cell calls it): stores and `setattr`/`delattr` on an attribute
+    chain rooted at one of `modules` (imported names), unless a function's own local of that name."""
+    found: list[str] = []
+    stack: list[tuple[ast.AST, frozenset[str]]] = [(stmt, frozenset())]
+    while stack:
+        node, local = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            inner = local | function_locals(node)
+            parts = node.body if isinstance(node.body, list) else [node.body]
+            stack.extend((child, inner) for child in parts)
+            stack.extend((d, local) for d in getattr(node, "decorator_list", []))
+            stack.extend((d, local) for d in node.args.defaults + [d for d in node.args.kw_defaults if d])
+            continue
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and is_literal(node.value):
+            continue  # a constant (`pio.renderers.default = "notebook"`) runs no code later
+        target = None
+        if isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            target = node
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr") \
+                and node.args and not (node.func.id == "setattr" and len(node.args) == 3 and is_literal(node.args[2])):
+            target = node.args[0]
+        root = Analysis.root(target) if target is not None else None
+        if root in modules and root not in local:
+            found.append(ast.unparse(node if isinstance(node, ast.Call) else target)[:60])
+        stack.extend((child, local) for child in ast.iter_child_nodes(node))
+    return found
 
 
 def parameter_scopes(root: ast.AST) -> dict[int, set[str]]:
