@@ -244,6 +244,39 @@ def test_case_files_are_hidden_until_the_exercises_own_call(tmp_path):
     assert list((private / "args").iterdir()) == []
 
 
+def test_a_notebook_that_may_leave_code_running_gives_the_next_one_a_fresh_kernel(tmp_path):
+    """A learner's notebooks share one kernel, reset between them; a thread, a signal handler or a patched module
+    outlives that reset, and the next notebook's analysis could not see it. So the worker starts a fresh kernel
+    after such a notebook (and only then)."""
+    from utils.grading.batch import Grader, Settings
+    from utils.grading.runner import Runner
+
+    honest = next(SOLUTIONS.glob("01_*.ipynb"))
+    nb = nbformat.read(next(SOLUTIONS.glob("02_*.ipynb")), as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import threading\nthreading.Thread(target=print).start()"))
+    notebooks = {honest.name: honest.read_bytes(), "02_model_loading.ipynb": nbformat.writes(nb).encode()}
+    grader = Grader(Settings(sandbox="none"), tmp_path / "run")
+    private = tmp_path / "learner"
+    private.mkdir()
+    job = grader.prepare(notebooks, {"01": honest.name, "02": "02_model_loading.ipynb"}, private)
+    assert [spec.fresh_kernel_after for spec in job.notebooks] == [False, True]
+    closed = []
+
+    class Probe(Runner):  # no kernel: what the worker does after each notebook
+        def attempt(self, spec, sources, skip, pending, entry):
+            pending.clear()
+            return False
+
+        def close_kernel(self):
+            closed.append(True)
+
+    probe = Probe(job)
+    probe.grade_notebook(job.notebooks[0])
+    assert not closed
+    probe.grade_notebook(job.notebooks[1])
+    assert closed
+
+
 def test_code_that_defeats_the_analysis_is_refused_not_crashed():
     deep = "x = " + "+".join(["1"] * 20000)  # parses where the recursion limit is raised, not here
     cells = [deep, "def rotation_averaged_probs(*a):\n    return x"]

@@ -185,7 +185,8 @@ class Grader:
                 exercises.append(ExerciseSpec(ex.name, files, []))  # the library rule is decided here, not there
             skip = slicing.skippable_cells(sources, self.course_cells.get(lesson, set()), {ex.name for ex in exercises}) \
                 if sources and self.course_cells.get(lesson) else []
-            specs.append(NotebookSpec(name, lesson, exercises, skip))
+            changes = library_rule.leaves_changes(sources, lesson) if sources is not None else False
+            specs.append(NotebookSpec(name, lesson, exercises, skip, changes))
         for p in (private / "cases").iterdir():
             p.chmod(0o644)
         (private / "args").chmod(0o755)

@@ -291,6 +291,14 @@ def for_notebook(path, lesson: str, run=None, left_out: Iterable[int] = ()) -> "
     return Analysis.safely(sources, uncertain, course_templates().get(lesson, frozenset()))
 
 
+def leaves_changes(sources: list[str], lesson: str) -> bool:
+    """May the learner's cells leave something behind in the kernel that outlives the notebook's namespace reset
+    (a thread, a signal handler, a patched module, computed code run)? Then the next notebook gets a fresh kernel:
+    the analysis of that notebook could not see it."""
+    analysis = Analysis.safely(sources, (), course_templates().get(lesson, frozenset()))
+    return isinstance(analysis, Unanalysable) or bool(analysis.dynamic_writes)
+
+
 PARSE_CACHE_CHARS = 50_000  # cells up to this size are parsed once per run (the course's recur in every notebook)
 
 

@@ -51,6 +51,9 @@ class NotebookSpec:
     lesson: str
     exercises: list[ExerciseSpec]
     skip: list[int] = dataclasses.field(default_factory=list)  # code cells not run (slicing.skippable_cells)
+    # its cells may leave code running or modules patched (library_rule.leaves_changes): the next notebook gets a
+    # fresh kernel, so that nothing of this one answers for another notebook's exercises
+    fresh_kernel_after: bool = False
 
 
 @dataclasses.dataclass

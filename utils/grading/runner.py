@@ -362,6 +362,8 @@ class Runner:
         if pending:
             names = ", ".join(ex.name for ex in pending)
             entry.problems.append(["not-graded", f"{spec.file}: could not grade {names} (the kernel kept dying or time ran out)"])
+        if spec.fresh_kernel_after:  # threads, handlers or patches of this notebook must not reach the next one
+            self.close_kernel()
         self.save()
 
     def attempt(self, spec: NotebookSpec, sources: list[str], skip: set[int], pending: list[ExerciseSpec],
