@@ -5,11 +5,15 @@ notebook's compute. A code cell is left out when all of these hold:
 
 - it is the course's cell, unchanged: its source is that of a code cell of the exercise notebook (notebooks/),
   so its effect is the course's, whatever the learner wrote elsewhere (an exercise the learner left as the
-  stub is the course's cell too);
-- it is plain Python that only computes, shows and asserts (`only_computes`): no import, `global` or `del`,
-  nothing that reaches names dynamically (`globals`, `exec`, `get_ipython`, magics ...), no change to an object
-  it did not make (assigning its attributes or items, in-place and known mutating methods: `add_hook`, `eval`,
-  `append`, `manual_seed` ...);
+  stub is the course's cell too); or it is a learner's cell that only shows or checks what the course computed,
+  as a claim cell does (`shows_results`): it defines no function, class or lambda, calls only the course library,
+  a few builtins (`print`, `len`, `abs` ...) and read-only methods (`.mean()`, `.assert_above(...)`), so that
+  nothing of the notebook's own code runs in it, and reads only names that course cells, imports or other such
+  cells bind;
+- it is plain Python that only computes, shows and asserts (`only_computes`): no import (but `from utils.x import
+  f` of a module `import utils` loads), `global` or `del`, nothing that reaches names dynamically (`globals`,
+  `exec`, `get_ipython`, magics ...), no change to an object it did not make (assigning its attributes or items,
+  in-place and known mutating methods: `add_hook`, `eval`, `append`, `manual_seed` ...);
 - no cell that is run after it, and no graded function, reads a name it defines (found by fixpoint: leaving one
   cell in can make another needed). A run cell that binds the name again in between does not make it unneeded:
   that cell may raise before it binds, and the name would then be stale where the course's cell would have set it.
@@ -295,6 +299,106 @@ def only_computes(cell: Cell, modules: set[str]) -> bool:
     return not cell.dynamic
 
 
+# What a learner's cell that only shows or checks results may call (`shows_results`): nothing that could change
+# the kernel's state or a file, and nothing the notebook defines
+SAFE_BUILTINS = {"print", "len", "abs", "round", "min", "max", "sum", "sorted", "str", "repr", "int", "float", "bool",
+                 "list", "tuple", "dict", "set", "range", "enumerate", "zip", "isinstance", "any", "all", "format",
+                 "reversed", "divmod", "pow"}
+READ_ONLY_METHODS = {"assert_above", "assert_below", "assert_between", "differs_from", "item", "tolist", "mean", "std",
+                     "var", "sum", "abs", "max", "min", "argmax", "argmin", "norm", "float", "double", "cpu", "numel",
+                     "keys", "values", "items", "get", "index", "count"}
+
+
+def import_bindings(cells: dict[int, "Cell"]) -> tuple[dict[str, set[int]], set[str] | None]:
+    """({name: cells whose imports bind it from the course library `utils`}, the public names of the course modules
+    star-imported, or None when a module outside the course is star-imported: names then unknown)."""
+    import importlib
+
+    library: dict[str, set[int]] = {}
+    starred: set[str] | None = set()
+    for i, cell in cells.items():
+        for node in ast.walk(cell.tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.split(".")[0] == "utils":
+                        library.setdefault(a.asname or a.name.split(".")[0], set()).add(i)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "utils":
+                for a in node.names:
+                    if a.name != "*":
+                        library.setdefault(a.asname or a.name, set()).add(i)
+                    elif starred is not None:
+                        try:
+                            module = importlib.import_module(node.module)
+                            starred |= set(getattr(module, "__all__", None) or
+                                           [n for n in vars(module) if not n.startswith("_")])
+                        except Exception:
+                            starred = None
+            elif isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+                starred = None
+    return library, starred
+
+
+def calls_only_library(cell: "Cell", binders: dict[str, set[int]], library: dict[str, set[int]],
+                       starred: set[str] | None) -> bool:
+    """Does every call in `cell` go to a safe builtin, a function of the course library (imported from `utils`, or
+    an attribute of a module imported from it) or a read-only method of a value (`.mean()`, `.assert_above(...)`)?"""
+    def from_library(name: str) -> bool:
+        bound = binders.get(name)
+        if bound is None:  # bound by no cell: a builtin or a star import's
+            return starred is not None and name in starred
+        return name in library and bound <= library[name]
+
+    for node in ast.walk(cell.tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name):
+            ok = (func.id in SAFE_BUILTINS and func.id not in binders and func.id not in (starred or ())) \
+                or from_library(func.id)
+        elif isinstance(func, ast.Attribute):
+            root = root_name(func.value)
+            ok = func.attr in READ_ONLY_METHODS or (root is not None and isinstance(func.value, (ast.Name, ast.Attribute))
+                                                    and from_library(root))
+        else:
+            ok = False
+        if not ok:
+            return False
+    return True
+
+
+def shows_results(cells: dict[int, "Cell"], course: set[int], modules: set[str]) -> set[int]:
+    """The learner's cells that only show or check what the course's cells (or other such cells) computed, as a
+    claim cell does: they compute and assert (`only_computes`), define no function, class or lambda, call only the
+    course library, safe builtins and read-only methods (`calls_only_library`: never a function the notebook
+    defines, so nothing of the learner's code runs in them), and read only names that the course's cells, imports
+    or other such cells bind."""
+    binders: dict[str, set[int]] = {}
+    for i, cell in cells.items():
+        for name in cell.binds:
+            binders.setdefault(name, set()).add(i)
+    library, starred = import_bindings(cells)
+    found = {i for i, cell in cells.items() if i not in course and only_computes(cell, modules)
+             and not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))
+                         for n in ast.walk(cell.tree))
+             and calls_only_library(cell, binders, library, starred)}
+    # a name some other learner's cell binds is not the course's: cells reading it are out, and what they bind too
+    untrusted = {name for name, where in binders.items() if where - course - found}
+    readers: dict[str, list[int]] = {}
+    for i in found:
+        for name in cells[i].reads:
+            readers.setdefault(name, []).append(i)
+    todo = [i for name in untrusted for i in readers.get(name, [])]
+    while todo:  # linear: each name turns untrusted once
+        i = todo.pop()
+        if i not in found:
+            continue
+        found.discard(i)
+        for name in cells[i].binds - untrusted:
+            untrusted.add(name)
+            todo.extend(readers.get(name, []))
+    return found
+
+
 def skippable_cells(sources: list[str], course_cells: set[str], graded: set[str]) -> list[int]:
     """Indices (into `sources`, the learner's code cells) of the cells the grader need not run.
 
@@ -323,7 +427,8 @@ def _skippable(sources: list[str], course_cells: set[str], graded: set[str], dea
             if time.monotonic() > deadline:
                 return []
     modules = set().union(*(c.imports for c in cells.values()))
-    candidates = {i for i, c in cells.items() if normalized(sources[i]) in course_cells and only_computes(c, modules)}
+    course = {i for i in cells if normalized(sources[i]) in course_cells}
+    candidates = {i for i in course if only_computes(cells[i], modules)} | shows_results(cells, course, modules)
     for _ in range(MAX_ROUNDS):
         if not candidates:
             return []
