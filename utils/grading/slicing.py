@@ -372,17 +372,21 @@ def shows_results(cells: dict[int, "Cell"], course: set[int], modules: set[str])
     course library, safe builtins and read-only methods (`calls_only_library`: never a function the notebook
     defines, so nothing of the learner's code runs in them), and read only names that the course's cells, imports
     or other such cells bind."""
-    binders: dict[str, set[int]] = {}
+    binders: dict[str, set[int]] = {}  # every cell that binds the name
+    values: dict[str, set[int]] = {}  # the cells that bind it otherwise than by an import
     for i, cell in cells.items():
         for name in cell.binds:
             binders.setdefault(name, set()).add(i)
+            if name not in cell.imports:
+                values.setdefault(name, set()).add(i)
     library, starred = import_bindings(cells)
     found = {i for i, cell in cells.items() if i not in course and only_computes(cell, modules)
              and not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))
                          for n in ast.walk(cell.tree))
              and calls_only_library(cell, binders, library, starred)}
-    # a name some other learner's cell binds is not the course's: cells reading it are out, and what they bind too
-    untrusted = {name for name, where in binders.items() if where - course - found}
+    # a name some other learner's cell binds (but by an import) is not the course's: cells reading it are out, and
+    # what they bind too
+    untrusted = {name for name, where in values.items() if where - course - found}
     readers: dict[str, list[int]] = {}
     for i in found:
         for name in cells[i].reads:
