@@ -75,6 +75,11 @@ def test_a_cell_that_changes_what_others_use_is_kept(change):
 def test_changes_to_its_own_objects_are_fine():
     cells = [SETUP, ANSWER, "table = {}\ntable['a'] = answer(data)\ng = torch.Generator().manual_seed(0)\nprint(table)"]
     assert skipped(cells, course={0, 2}) == [2]
+    # a function's own locals too (not its parameters: the caller's objects)
+    own = "def f(x):\n    hooks = []\n    hooks.append(x)\n    return hooks\nprint(f(data))"
+    assert skipped([SETUP, ANSWER, own], course={0, 2}) == [2]
+    theirs = "def f(x):\n    x.append(1)\n    return x\nprint(f(shared))"
+    assert skipped([SETUP, ANSWER, "shared = []", theirs, "print(answer(shared))"], course={0, 2, 3}) == []
 
 
 def test_names_read_in_an_index_are_not_changed_and_course_imports_only_bind():

@@ -272,13 +272,33 @@ def harmless_import(node: ast.AST) -> bool:
     return False
 
 
+def assigned_locals(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> frozenset[str]:
+    """The names a function assigns in its own body (not its parameters: those are the caller's objects), which
+    make objects of its own as a cell's assignments do."""
+    found: set[str] = set()
+    stack = list(fn.body) if isinstance(fn.body, list) else [fn.body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            found.add(node.id)
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, *COMPREHENSIONS)):
+            stack.extend(ast.iter_child_nodes(node))
+    params = fn.args
+    return frozenset(found - {a.arg for a in params.posonlyargs + params.args + params.kwonlyargs}
+                     - {a.arg for a in (params.vararg, params.kwarg) if a})
+
+
 def only_computes(cell: Cell, modules: set[str]) -> bool:
     """No import (but `from utils.x import f` of a module `import utils` loads), global, del, dynamic name access;
-    no change to an object the cell did not make itself: no assignment to its attributes or items, no in-place or
-    known mutating method (add_hook, append, manual_seed, eval, ...) called on it. `modules`: the names the notebook
-    imports (calling torch.stack changes nothing)."""
-    own = cell.binds - cell.reads_first
-    for node in ast.walk(cell.tree):
+    no change to an object the cell (or, inside a function, the function) did not make itself: no assignment to its
+    attributes or items, no in-place or known mutating method (add_hook, append, manual_seed, eval, ...) called on
+    it. `modules`: the names the notebook imports (calling torch.stack changes nothing)."""
+    stack = [(cell.tree, frozenset(cell.binds - cell.reads_first))]
+    while stack:
+        node, own = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):  # its own locals are its own too
+            own = own | assigned_locals(node)
+        stack.extend((child, own) for child in ast.iter_child_nodes(node))
         if isinstance(node, (ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal, ast.Delete)) \
                 and not harmless_import(node):
             return False
