@@ -213,7 +213,8 @@ class Cell:
     def __init__(self, tree: ast.Module):
         self.tree = tree
         self.binds = bound(tree)
-        self.imports = set().union(*(bound(n) for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))))
+        self.import_nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        self.imports = set().union(*(bound(n) for n in self.import_nodes))
         # read now, before the cell binds them itself; bound whenever the cell completes
         self.reads_first, self.rebinds = block(tree.body, set())
         self.reads_later = loads(tree, deferred=True)  # read by its functions, whenever they are called
@@ -223,6 +224,9 @@ class Cell:
         self.dynamic = bool(self.reads & DYNAMIC or attrs & DYNAMIC_ATTRS or any(HISTORY.match(r) for r in self.reads))
         self.functions = {node.name: dynamic_marked(node) for node in tree.body  # {name: free names read}
                           if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        self.computes: dict[frozenset[str], bool] = {}  # only_computes, per set of the notebook's imported names
+        self.defines_code = any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))
+                                for n in ast.walk(tree))
 
 
 def dynamic_marked(fn: ast.AST) -> frozenset[str]:
@@ -289,6 +293,14 @@ def assigned_locals(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> 
 
 
 def only_computes(cell: Cell, modules: set[str]) -> bool:
+    """See `_only_computes` (remembered per cell, which is shared by every notebook with that source)."""
+    key = frozenset(modules)
+    if key not in cell.computes:
+        cell.computes[key] = _only_computes(cell, modules)
+    return cell.computes[key]
+
+
+def _only_computes(cell: Cell, modules: set[str]) -> bool:
     """No import (but `from utils.x import f` of a module `import utils` loads), global, del, dynamic name access;
     no change to an object the cell (or, inside a function, the function) did not make itself: no assignment to its
     attributes or items, no in-place or known mutating method (add_hook, append, manual_seed, eval, ...) called on
@@ -329,15 +341,25 @@ READ_ONLY_METHODS = {"assert_above", "assert_below", "assert_between", "differs_
                      "keys", "values", "items", "get", "index", "count"}
 
 
+@functools.lru_cache(maxsize=64)
+def public_names(module: str) -> frozenset[str] | None:
+    """The names `from module import *` binds (None: it does not import here)."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+        return frozenset(getattr(mod, "__all__", None) or [n for n in vars(mod) if not n.startswith("_")])
+    except Exception:
+        return None
+
+
 def import_bindings(cells: dict[int, "Cell"]) -> tuple[dict[str, set[int]], set[str] | None]:
     """({name: cells whose imports bind it from the course library `utils`}, the public names of the course modules
     star-imported, or None when a module outside the course is star-imported: names then unknown)."""
-    import importlib
-
     library: dict[str, set[int]] = {}
     starred: set[str] | None = set()
     for i, cell in cells.items():
-        for node in ast.walk(cell.tree):
+        for node in cell.import_nodes:
             if isinstance(node, ast.Import):
                 for a in node.names:
                     if a.name.split(".")[0] == "utils":
@@ -347,12 +369,8 @@ def import_bindings(cells: dict[int, "Cell"]) -> tuple[dict[str, set[int]], set[
                     if a.name != "*":
                         library.setdefault(a.asname or a.name, set()).add(i)
                     elif starred is not None:
-                        try:
-                            module = importlib.import_module(node.module)
-                            starred |= set(getattr(module, "__all__", None) or
-                                           [n for n in vars(module) if not n.startswith("_")])
-                        except Exception:
-                            starred = None
+                        names = public_names(node.module)
+                        starred = None if names is None else starred | names
             elif isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
                 starred = None
     return library, starred
@@ -400,10 +418,8 @@ def shows_results(cells: dict[int, "Cell"], course: set[int], modules: set[str])
             if name not in cell.imports:
                 values.setdefault(name, set()).add(i)
     library, starred = import_bindings(cells)
-    found = {i for i, cell in cells.items() if i not in course and only_computes(cell, modules)
-             and not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))
-                         for n in ast.walk(cell.tree))
-             and calls_only_library(cell, binders, library, starred)}
+    found = {i for i, cell in cells.items() if i not in course and not cell.defines_code
+             and only_computes(cell, modules) and calls_only_library(cell, binders, library, starred)}
     # a name some other learner's cell binds (but by an import) is not the course's: cells reading it are out, and
     # what they bind too
     untrusted = {name for name, where in values.items() if where - course - found}
