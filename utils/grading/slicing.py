@@ -391,8 +391,8 @@ def calls_only_library(cell: "Cell", binders: dict[str, set[int]], library: dict
             continue
         func = node.func
         if isinstance(func, ast.Name):
-            ok = (func.id in SAFE_BUILTINS and func.id not in binders and func.id not in (starred or ())) \
-                or from_library(func.id)
+            ok = (func.id in SAFE_BUILTINS and func.id not in binders and starred is not None  # not shadowed
+                  and func.id not in starred) or from_library(func.id)
         elif isinstance(func, ast.Attribute):
             root = root_name(func.value)
             ok = func.attr in READ_ONLY_METHODS or (root is not None and isinstance(func.value, (ast.Name, ast.Attribute))
