@@ -103,12 +103,14 @@ def graded(tmp_path_factory):
     out = tmp_path_factory.mktemp("hostile-results")
     learners = {
         # plain loops: interrupted at the cell limit in the sandbox, one kernel, one run; /proc probed meanwhile
-        "loops": notebook("while True:\n    pass\n", "import time\ntime.sleep(10**6)\n",
+        # (the first plain loop only computes: the slicer leaves it out; the second imports, so it runs)
+        "loops": notebook("while True:\n    pass\n", "import math\nwhile True:\n    pass\n",
+                          "import time\ntime.sleep(10**6)\n",
                           proc_cell(str(subs), str(out), str(Path(tempfile.gettempdir()) / "pytest-of")),
                           FILL_SOCKET_FOLDER,
                           *correct_cells()),
         # a flood, then two cells that ignore interrupts, then every exercise right
-        "stubborn": notebook("print('x' * 3_000_000)\n", IGNORES_INTERRUPTS, IGNORES_INTERRUPTS, *correct_cells()),
+        "stubborn": notebook("import string\nprint('x' * 3_000_000)\n", IGNORES_INTERRUPTS, IGNORES_INTERRUPTS, *correct_cells()),
     }
     for learner, nb in learners.items():
         (subs / learner).mkdir()
@@ -129,6 +131,7 @@ def test_loops_are_interrupted_in_the_sandbox(graded):
     assert scores(r) == POINTS, r
     problems = [msg for tag, msg in r["problems"]]
     assert sum("was interrupted" in m for m in problems) == 2, problems
+    assert not any("code cell 3 " in m for m in problems), problems  # the plain loop was left out: nothing to stop
     assert not any("would not stop" in m for m in problems), problems
     nb = r["notebooks"][NB_NAME]
     assert nb["runs"] == 1 and nb["kernel_starts"] == 1, nb
