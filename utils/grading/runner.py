@@ -5,7 +5,8 @@ imports no torch and nothing of the course. It starts one kernel for the learner
 libraries once: they are most of a notebook's time) and for each notebook:
 
 1. resets the kernel's namespace (the learner's names are gone, imported modules stay) and working directory,
-   so that no notebook sees another's names, as in a fresh kernel;
+   so that no notebook sees another's names, as in a fresh kernel (after a notebook whose cells may leave code
+   running or modules patched, NotebookSpec.fresh_kernel_after, the next one gets a fresh kernel instead);
 2. reads the code cells (stored outputs are ignored) and executes them cell by cell, but those the grader found
    it need not run (slicing.py), errors allowed, with a per-cell time limit (a cell that will not stop is
    interrupted; a kernel that will not answer after that is killed), keeping at most a few kB of each cell's
