@@ -68,6 +68,14 @@ def report(results: list[dict], seconds: float, jobs: int, max_points: int, bwra
               + " ".join(f"{means[s]:>13.1f}" for s in STEPS))
     print("  (per learner, seconds of wall time in its own worker; sandbox_start is part of kernel_start; with -j N,\n"
           "   N learners overlap)")
+    lost = {}  # exercise -> (learners who lost points on it, one problem)
+    for r in done:
+        for name, e in r.get("exercises", {}).items():
+            if e.get("score", 0) < e.get("points", 0):
+                why = e.get("problem") or next((c["message"] for c in e.get("cases", []) if c["status"] != "pass"), "")
+                lost.setdefault(name, [[], str(why)[:300]])[0].append(r["learner"])
+    for name, (who, why) in sorted(lost.items()):
+        print(f"  points lost on {name} by {', '.join(who)} (seed {done[0].get('seed')}): {why}")
 
 
 def main() -> None:

@@ -221,7 +221,8 @@ LEARNERS = {
     ),
     # memory and output floods between correct definitions
     "hog": lambda: notebook(
-        "for i in range(30000):\n    print('spam ' * 100)\n",
+        "import sys  # (a cell that imports runs: a print-only one would be left out)\nfor i in range(30000):\n"
+        "    print('spam ' * 100)\n",
         *correct_cells()[:3],
         "hog = []\nwhile True:\n    hog.append(bytearray(2**29))\n",
         "import torch\nx = torch.ones(2**40)\n",
@@ -257,7 +258,8 @@ def graded(tmp_path_factory):
     first = nbformat.read(SOLUTIONS / NB_NAME, as_version=4)
     first.cells.append(nbformat.v4.new_code_cell("LEAK = 'from notebook 01'"))
     nbformat.write(first, subs / "two_lessons" / NB_NAME)
-    second = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(LEAK)")])
+    # (a cell that imports runs: a print-only one would be left out as only showing results)
+    second = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import sys\nprint(LEAK)")])
     nbformat.write(second, subs / "two_lessons" / "02_model_loading.ipynb")
     (subs / "invalid").mkdir()
     (subs / "invalid" / NB_NAME).write_text('{"cells": [ this is not json')

@@ -103,12 +103,14 @@ def graded(tmp_path_factory):
     out = tmp_path_factory.mktemp("hostile-results")
     learners = {
         # plain loops: interrupted at the cell limit in the sandbox, one kernel, one run; /proc probed meanwhile
-        "loops": notebook("while True:\n    pass\n", "import time\ntime.sleep(10**6)\n",
+        # (the first plain loop only computes: the slicer leaves it out; the second imports, so it runs)
+        "loops": notebook("while True:\n    pass\n", "import math\nwhile True:\n    pass\n",
+                          "import time\ntime.sleep(10**6)\n",
                           proc_cell(str(subs), str(out), str(Path(tempfile.gettempdir()) / "pytest-of")),
                           FILL_SOCKET_FOLDER,
                           *correct_cells()),
         # a flood, then two cells that ignore interrupts, then every exercise right
-        "stubborn": notebook("print('x' * 3_000_000)\n", IGNORES_INTERRUPTS, IGNORES_INTERRUPTS, *correct_cells()),
+        "stubborn": notebook("import string\nprint('x' * 3_000_000)\n", IGNORES_INTERRUPTS, IGNORES_INTERRUPTS, *correct_cells()),
     }
     for learner, nb in learners.items():
         (subs / learner).mkdir()
@@ -129,6 +131,7 @@ def test_loops_are_interrupted_in_the_sandbox(graded):
     assert scores(r) == POINTS, r
     problems = [msg for tag, msg in r["problems"]]
     assert sum("was interrupted" in m for m in problems) == 2, problems
+    assert not any("code cell 3 " in m for m in problems), problems  # the plain loop was left out: nothing to stop
     assert not any("would not stop" in m for m in problems), problems
     nb = r["notebooks"][NB_NAME]
     assert nb["runs"] == 1 and nb["kernel_starts"] == 1, nb
@@ -137,11 +140,10 @@ def test_loops_are_interrupted_in_the_sandbox(graded):
 @pytest.mark.slow
 def test_cells_that_ignore_interrupts_cost_only_their_own_notebook(graded):
     r = graded[2]["stubborn"]
-    # more such cells than kernel starts allowed, and still every point, except where the library rule refuses the
-    # notebook's signal handler (code that could run outside a grading call) for exercises with a library version
-    library = {name for name in LESSON01 if r["exercises"][name].get("library")}
-    assert all("signal" in r["exercises"][name]["problem"] for name in library), r
-    assert scores(r) == {name: 0 if name in library else p for name, p in POINTS.items()}, r
+    # more such cells than kernel starts allowed, and still every point: the cells that installed a signal handler
+    # were left out of the run that answered the grading calls, so the library rule does not count them
+    assert scores(r) == POINTS, r
+    assert not any(r["exercises"][name].get("library") for name in LESSON01), r
     problems = [msg for tag, msg in r["problems"]]
     assert sum("would not stop" in m for m in problems) == 2, problems
     assert r["notebooks"][NB_NAME]["runs"] == 3

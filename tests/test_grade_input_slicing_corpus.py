@@ -72,6 +72,19 @@ CORPUS = {
                                   "    return _rotation_twins_impl(words)\n", False),
         (plain("encode_tokens"), False),
     ],
+    "claims": [
+        (setup_cell_source(), True),
+        (IMPORTS, False),
+        ("sample = 'hello world'", True),
+        # the learner's own cells that only show or check what the course made (with the course library): left out
+        ("shifted = utils.data.rotate(sample, 3)\nprint(shifted, len(shifted))\nassert shifted != sample", False),
+        ("assert utils.data.rotate(sample, 1) == 'not this'", False),  # a check that fails: left out all the same
+        (plain("rotate_text"), False),
+        (plain("tokenize"), False),
+        (plain("word_probabilities"), False),
+        (plain("rotation_twins"), False),
+        (plain("encode_tokens"), False),
+    ],
 }
 
 
@@ -92,7 +105,8 @@ def test_honest_variants_score_the_same_with_and_without_every_cell(tmp_path, mo
         results = grade.grade_all(subs, tmp_path / f"out{every_cell}", jobs=2, settings=settings, progress=False)
         runs[every_cell] = {r["learner"]: {n: e["score"] for n, e in r["exercises"].items()} for r in results}
         left_out = {r["learner"]: r["notebooks"]["01_dataset.ipynb"]["course_cells_not_run"] for r in results}
-        assert left_out["stale"] >= 1 if not every_cell else not any(left_out.values()), left_out
+        assert (left_out["stale"] >= 1 and left_out["claims"] >= 3) if not every_cell else not any(left_out.values()), \
+            left_out
     assert runs[False] == runs[True]
     for learner, scores in runs[True].items():  # honest: every exercise earns its points
         assert all(score > 0 for score in scores.values()), (learner, scores)

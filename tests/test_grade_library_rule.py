@@ -100,6 +100,12 @@ def test_every_way_to_call_the_library_version_scores_zero(cells):
     ["def rotation_averaged_probs(*a):\n    m = getattr(getattr(torch, 'sy' + 's'), 'mod' + 'ules')['utils.analysis']\n"
      "    return getattr(m, 'rotation_' + 'averaged_probs')(*a)"],
     ["def rotation_averaged_probs(*a):\n    return vars(torch)['sys']"],
+    # a patch made by a function a cell calls, or by setattr: torch.einsum then answers with the library's version
+    ["def patch():\n    torch.einsum = lambda *a, **k: analysis.rotation_averaged_probs(*a)\npatch()",
+     "def rotation_averaged_probs(*a):\n    return torch.einsum(*a)"],
+    ["def patch():\n    setattr(torch, 'einsum', analysis.rotation_averaged_probs)\npatch()",
+     "def rotation_averaged_probs(*a):\n    return torch.einsum(*a)"],
+    ["setattr(torch, 'einsum', analysis.rotation_averaged_probs)", "def rotation_averaged_probs(*a):\n    return torch.einsum(*a)"],
 ])
 def test_what_cannot_be_followed_scores_zero_with_the_construct_named(cells):
     why = verdict("03", cells, RAP)
@@ -122,7 +128,11 @@ def test_ordinary_settings_and_own_names_are_not_dynamic():
               "def compile(x):\n    return x",
               "def helper(model, names=('W_Q',)):\n    return [getattr(b.attn, n) for b in model.blocks for n in names]"
               + "\n\ndef uses(model):\n    return [m for m in model.modules()]",
-              "def rotation_averaged_probs(model, *a):\n    return compile(helper(model)), uses(model)"]
+              "def rotation_averaged_probs(model, *a):\n    return compile(helper(model)), uses(model)",
+              # a function's own local or parameter named like a module, changed in place
+              "def tidy(s, model):\n    string = list(s)\n    string[0] = 'a'\n    model.cfg = None\n"
+              "    setattr(model, 'x', tidy)\n    return string",
+              "def quiet():\n    pio.renderers.default = 'png'\nquiet()"]
     assert verdict("03", honest, RAP) is None
 
 
@@ -136,6 +146,32 @@ def test_names_are_scoped_and_the_last_binding_counts():
     # ... unless the cell with the learner's function raised before defining it (then the import's binding stays)
     n = len(cells_of(EXERCISES, "03"))
     assert verdict("03", own[:1] + ["1/0\ndef rotation_averaged_probs(*a):\n    return 0"], RAP, uncertain={n + 1})
+
+
+def test_cells_left_out_of_the_grading_run_do_not_count_and_interrupted_ones_are_uncertain(tmp_path):
+    """for_notebook reads the notebook as its grading run ran it: a cell left out of that run (one that hung or
+    killed an earlier kernel, which died with everything it did) is not read, so its signal handler costs nothing;
+    a cell interrupted at its time limit may not have reached its `def`, so an earlier binding stays possible."""
+    from utils.grading.records import NotebookRun
+
+    handler = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
+    own = "def rotation_averaged_probs(*a):\n    return 0"
+    nb = nbformat.v4.new_notebook()
+    base = cells_of(EXERCISES, "03")
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in base + [handler, own]]
+    path = tmp_path / "03_x.ipynb"
+    nbformat.write(nb, path)
+    n = len(base)
+    assert "signal" in lr.for_notebook(path, "03", NotebookRun()).verdict(REGISTRY[RAP])  # it ran: refused
+    assert lr.for_notebook(path, "03", NotebookRun(), left_out=[n]).verdict(REGISTRY[RAP]) is None
+    # the star import, then a cell interrupted before its own `def` ran: the library's version may still be bound
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in base + ["from utils.analysis import *",
+                                                             "while True:\n    pass\n" + own]]
+    nbformat.write(nb, path)
+    assert lr.for_notebook(path, "03", NotebookRun()).verdict(REGISTRY[RAP]) is None
+    assert "rotation_averaged_probs" in lr.for_notebook(path, "03", NotebookRun(interrupted=[n + 1])).verdict(REGISTRY[RAP])
+    # left out of the run altogether: the import never ran either
+    assert lr.for_notebook(path, "03", NotebookRun(), left_out=[n]).verdict(REGISTRY[RAP]) is None
 
 
 def test_copied_library_code_is_flagged_not_scored():
@@ -206,6 +242,39 @@ def test_case_files_are_hidden_until_the_exercises_own_call(tmp_path):
     probe.grade_exercise(client, ex, NotebookRun())
     assert seen["during"] == sorted(ex.args)
     assert list((private / "args").iterdir()) == []
+
+
+def test_a_notebook_that_may_leave_code_running_gives_the_next_one_a_fresh_kernel(tmp_path):
+    """A learner's notebooks share one kernel, reset between them; a thread, a signal handler or a patched module
+    outlives that reset, and the next notebook's analysis could not see it. So the worker starts a fresh kernel
+    after such a notebook (and only then)."""
+    from utils.grading.batch import Grader, Settings
+    from utils.grading.runner import Runner
+
+    honest = next(SOLUTIONS.glob("01_*.ipynb"))
+    nb = nbformat.read(next(SOLUTIONS.glob("02_*.ipynb")), as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import threading\nthreading.Thread(target=print).start()"))
+    notebooks = {honest.name: honest.read_bytes(), "02_model_loading.ipynb": nbformat.writes(nb).encode()}
+    grader = Grader(Settings(sandbox="none"), tmp_path / "run")
+    private = tmp_path / "learner"
+    private.mkdir()
+    job = grader.prepare(notebooks, {"01": honest.name, "02": "02_model_loading.ipynb"}, private)
+    assert [spec.fresh_kernel_after for spec in job.notebooks] == [False, True]
+    closed = []
+
+    class Probe(Runner):  # no kernel: what the worker does after each notebook
+        def attempt(self, spec, sources, skip, pending, entry):
+            pending.clear()
+            return False
+
+        def close_kernel(self):
+            closed.append(True)
+
+    probe = Probe(job)
+    probe.grade_notebook(job.notebooks[0])
+    assert not closed
+    probe.grade_notebook(job.notebooks[1])
+    assert closed
 
 
 def test_code_that_defeats_the_analysis_is_refused_not_crashed():

@@ -31,7 +31,7 @@ def test_a_learner_cell_is_always_run():
 def test_a_value_read_by_a_later_run_cell_is_kept():
     cells = [SETUP, ANSWER, "scale = data.mean()", "def helper(x):\n    return x * scale"]
     assert skipped(cells, course={0, 2}) == []  # cell 3 is the learner's: it reads `scale`
-    cells[3] = "y = scale + 1"
+    cells[3] = "y = answer(scale)"  # a learner's cell that calls the notebook's code
     assert skipped(cells, course={0, 2}) == []
 
 
@@ -44,15 +44,15 @@ def test_a_value_a_graded_function_reads_when_called_is_kept():
 
 
 def test_a_name_bound_again_before_it_is_read_needs_no_earlier_cell():
-    cells = [SETUP, ANSWER, "fig = answer(data)\nprint(fig)", "fig = data + 1\nprint(fig)"]
+    cells = [SETUP, ANSWER, "fig = answer(data)\nprint(fig)", "fig = answer(data) + 1\nprint(fig)"]
     assert skipped(cells, course={0, 2}) == [2]
-    cells[3] = "print(fig)\nfig = data + 1"  # read before it is bound: cell 2's value is used
+    cells[3] = "print(fig)\nfig = answer(data) + 1"  # read before it is bound: cell 2's value is used
     assert skipped(cells, course={0, 2}) == []
 
 
 def test_loop_and_comprehension_variables_are_their_own():
     cells = [SETUP, ANSWER, "for mode in range(3):\n    print(mode)", "rows = {mode: mode * 2 for mode in range(2)}",
-             "for mode in (1, 2):\n    y = mode"]
+             "for mode in (1, 2):\n    y = answer(mode)"]
     assert skipped(cells, course={0, 2, 3}) == [2, 3]
 
 
@@ -75,6 +75,44 @@ def test_a_cell_that_changes_what_others_use_is_kept(change):
 def test_changes_to_its_own_objects_are_fine():
     cells = [SETUP, ANSWER, "table = {}\ntable['a'] = answer(data)\ng = torch.Generator().manual_seed(0)\nprint(table)"]
     assert skipped(cells, course={0, 2}) == [2]
+    # a function's own locals too (not its parameters: the caller's objects)
+    own = "def f(x):\n    hooks = []\n    hooks.append(x)\n    return hooks\nprint(f(data))"
+    assert skipped([SETUP, ANSWER, own], course={0, 2}) == [2]
+    theirs = "def f(x):\n    x.append(1)\n    return x\nprint(f(shared))"
+    assert skipped([SETUP, ANSWER, "shared = []", theirs, "print(answer(shared))"], course={0, 2, 3}) == []
+
+
+def test_names_read_in_an_index_are_not_changed_and_course_imports_only_bind():
+    """`mine[rows, data.sum()] = 0` changes `mine` (its own), not `data`; `from utils.bayes import f` only binds
+    `f` (import utils loads utils.bayes anyway), so a cell with it can be left out unless `f` is read later."""
+    cells = [SETUP, ANSWER, "mine = torch.zeros(3, 3)\nmine[0, data.sum().long() % 3] = 1.0\nprint(mine)"]
+    assert skipped(cells, course={0, 2}) == [2]
+    cells = [SETUP, ANSWER, "from utils.bayes import bayes_logprobs\nprint(answer(data))"]
+    assert skipped(cells, course={0, 2}) == [2]
+    assert skipped(cells + ["y = answer(bayes_logprobs)"], course={0, 2}) == []  # a later cell reads the name
+    for other in ("from utils.attribution import outcomes", "import utils.bayes", "from utils.bayes import *",
+                  "from math import pi"):  # a module import utils does not load, or other imports: kept
+        assert skipped([SETUP, ANSWER, other + "\nprint(answer(data))"], course={0, 2}) == [], other
+
+
+LIB = "from utils.data import rotate\nfrom utils import data as udata"
+
+
+def test_a_learner_cell_that_only_shows_course_results_is_left_out():
+    """A claim cell: the learner's own, but it only computes with the course library on what course cells made and
+    asserts; then the course's cell it read is not needed either. One that calls the notebook's code, another
+    module, a lambda, or reads what the learner's code made, runs."""
+    show = "word = rotate(text, 1)\nprint(word, len(word), udata.rotate(word, 25))\nassert word != text"
+    cells = [SETUP, LIB, ANSWER, "text = 'abc'", show, "print(answer(data).sum())"]
+    assert skipped(cells, course={0, 1, 3}) == [3, 4]
+    assert skipped(cells + ["print(word.upper())"], course={0, 1, 3}) == []  # read later by a learner's cell
+    assert skipped(cells[:5] + ["checked = word.count('b')\nassert checked == 1"], course={0, 1, 3}) == [3, 4, 5]
+    for kept in ("word = answer(text)", "word = rotate(text, 1)\ntorch.save(data, 'x.pt')",
+                 "word = (lambda t: rotate(t, 1))(text)", "word = rotate(text, 1)\nword2 = word.upper()",
+                 "word = rotate(text + mine, 1)"):
+        variant = cells[:4] + ["mine = answer(data)", kept]
+        assert 5 not in skipped(variant, course={0, 1, 3}), kept
+        assert 3 not in skipped(variant, course={0, 1, 3}), kept
 
 
 def test_dynamic_access_keeps_what_it_could_read():
@@ -93,8 +131,8 @@ def test_ipython_syntax_anywhere_runs_everything():
 
 
 def test_the_solutions_skip_only_course_cells_and_keep_every_exercise():
-    """On every lesson: cells are left out, none of them defines a graded function or was written by the
-    learner (a cell of the solution that differs from the exercise notebook)."""
+    """On every lesson: cells are left out, none of them defines a graded function, and each is the course's own or
+    a learner's cell that only shows results (a claim cell: it calls nothing the notebook defines)."""
     from utils import grade
 
     graded: dict[str, set[str]] = {}
@@ -108,7 +146,7 @@ def test_the_solutions_skip_only_course_cells_and_keep_every_exercise():
         skip = skippable_cells(sources, templates[lesson], graded[lesson])
         assert len(skip) >= 5, (path.name, skip)
         for i in skip:
-            assert normalized(sources[i]) in templates[lesson]
+            assert normalized(sources[i]) in templates[lesson] or "def " not in sources[i], sources[i]
             assert not any(f"def {name}(" in sources[i] for name in graded[lesson])
 
 
@@ -172,7 +210,7 @@ def test_the_slicer_is_linear_and_gives_up_over_its_budget(monkeypatch):
 
     def notebook(n: int) -> tuple[list[str], set[str]]:
         cells = [SETUP, ANSWER] + [f"v{i}_{n} = answer(data) + {i}\nprint(v{i}_{n}.sum())" for i in range(n)]
-        return cells + [f"keep{n} = 1"] * n, {normalized(c) for c in cells}
+        return cells + [f"keep{n} = answer(1)"] * n, {normalized(c) for c in cells}
 
     times = {}
     for n in (300, 2400):

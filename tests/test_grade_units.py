@@ -146,6 +146,57 @@ def test_unreadable_and_oversized_answers(tmp_path):
     assert scoring.load_answer(tmp_path / "b.pt", 100)["status"] == "unreadable"
 
 
+def test_answer_key_tells_apart_every_difference():
+    """Two answers share a key (and so a cached outcome) only when they are the same values of the same types."""
+    base = {"a": [1, 2.0, "x", None, True], "t": torch.tensor([1.0, 2.0])}
+    variants = [
+        {"a": [1, 2.0, "x", None, False], "t": torch.tensor([1.0, 2.0])},
+        {"a": [True, 2.0, "x", None, True], "t": torch.tensor([1.0, 2.0])},  # True is not 1
+        {"a": [1.0, 2.0, "x", None, True], "t": torch.tensor([1.0, 2.0])},  # nor is 1.0
+        {"a": (1, 2.0, "x", None, True), "t": torch.tensor([1.0, 2.0])},  # a tuple is not a list
+        {"t": torch.tensor([1.0, 2.0]), "a": [1, 2.0, "x", None, True]},  # key order
+        {"a": [1, 2.0, "x", None, True], "t": torch.tensor([1.0, 2.0], dtype=torch.float64)},
+        {"a": [1, 2.0, "x", None, True], "t": torch.tensor([[1.0, 2.0]])},
+        {"a": [1, 2.0, "x", None, True], "t": torch.tensor([1.0, -0.0 + 2.0000002])},
+        {"a": [[1, 2.0], "x", None, True], "t": torch.tensor([1.0, 2.0])},  # nesting
+        {"a": [1, 2.0, "x\0", None, True], "t": torch.tensor([1.0, 2.0])},
+    ]
+    key = scoring.answer_key(base)
+    assert scoring.answer_key(scoring.rebuild(base)) == key
+    assert len({scoring.answer_key(v) for v in variants} | {key}) == len(variants) + 1
+    assert scoring.answer_key([torch.tensor([0.0])]) != scoring.answer_key([torch.tensor([-0.0])])
+
+
+def test_each_distinct_answer_is_compared_once_per_run(monkeypatch):
+    """Learners who give the same answer share its outcome (a judgement exercise's fresh-data measurement runs once);
+    a different answer is compared on its own; a comparison that raised is not kept."""
+    import dataclasses
+
+    calls = []
+
+    def compare(expected, got, case):
+        calls.append(got)
+        if got == "boom":
+            raise RuntimeError("x")
+        return None if got == expected else f"expected {expected}"
+
+    ex = dataclasses.replace(REGISTRY["rotate_text"], name="_counted", compare=compare, mistakes=())
+    refs = scoring.References(0)
+    refs._cache[ex.name] = ([Case(("a",)), Case(("b",))], ["right", "right"], "")
+    ok = lambda v: {"status": "ok", "value": v}  # noqa: E731
+    assert refs.outcome(ex, 0, ok("right")) == ("pass", "")
+    assert refs.outcome(ex, 0, ok("right")) == ("pass", "") and len(calls) == 1
+    assert refs.outcome(ex, 1, ok("right")) == ("pass", "") and len(calls) == 2  # another case
+    assert refs.outcome(ex, 0, ok("wrong"))[0] == "fail" and len(calls) == 3
+    assert refs.outcome(ex, 0, ok("boom"))[0] == "fail" and len(calls) == 4  # case_outcome reports it
+    assert refs.outcome(ex, 0, {"status": "missing"})[0] == "missing" and len(calls) == 4
+    monkeypatch.setattr(scoring, "diagnose", lambda *a: 1 / 0)  # the outcome raised: not kept
+    with pytest.raises(ZeroDivisionError):
+        refs.outcome(ex, 0, ok("other"))
+    monkeypatch.setattr(scoring, "diagnose", lambda *a: "")
+    assert refs.outcome(ex, 0, ok("other"))[0] == "fail" and len(calls) == 6
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Library versions of exercises
 # ---------------------------------------------------------------------------------------------------------

@@ -114,6 +114,22 @@ def new_result(sub: Submission, fingerprint: str, key_hash: str, seed: int, prob
             "problems": [list(p) for p in problems], "timings": {}}
 
 
+# Python 3.11's parser is not safe to run in two threads at once ("SystemError: AST constructor recursion depth
+# mismatch"): the grader's analyses of learners' source (the slicer, the library rule) take turns. They are pure
+# Python, which takes turns on the interpreter lock anyway.
+SYNTAX_LOCK = threading.Lock()
+
+
+def library_verdicts(path: Path, lesson: str, nb: NotebookRun, left_out: list[int]) -> tuple[dict, dict]:
+    """({exercise: why it scores 0 under the library rule, or None}, {exercise: a note on code copied from the
+    library, or None}) for the lesson's exercises, from the notebook as its grading run ran it."""
+    with SYNTAX_LOCK:
+        rule = library_rule.for_notebook(path, lesson, nb, left_out)
+        verdicts = {ex.name: rule.verdict(ex) if rule else None for ex in exercises_of(lesson)}
+        copies = {ex.name: rule.copied(ex) if rule and not verdicts[ex.name] else None for ex in exercises_of(lesson)}
+    return verdicts, copies
+
+
 class Grader:
     """Grades one learner at a time (thread-safe: grade() may run in several threads)."""
 
@@ -183,9 +199,12 @@ class Grader:
                     # that exercise's grading call, so no earlier cell can read the secret inputs
                     torch.save({"args": case.args, "kwargs": case.kwargs}, private / "cases" / files[-1])
                 exercises.append(ExerciseSpec(ex.name, files, []))  # the library rule is decided here, not there
-            skip = slicing.skippable_cells(sources, self.course_cells.get(lesson, set()), {ex.name for ex in exercises}) \
-                if sources and self.course_cells.get(lesson) else []
-            specs.append(NotebookSpec(name, lesson, exercises, skip))
+            with SYNTAX_LOCK:
+                skip = slicing.skippable_cells(sources, self.course_cells.get(lesson, set()),
+                                               {ex.name for ex in exercises}) \
+                    if sources and self.course_cells.get(lesson) else []
+                changes = library_rule.leaves_changes(sources, lesson) if sources is not None else False
+            specs.append(NotebookSpec(name, lesson, exercises, skip, changes))
         for p in (private / "cases").iterdir():
             p.chmod(0o644)
         (private / "args").chmod(0o755)
@@ -266,14 +285,13 @@ class Grader:
                                          "timings": nb.timings}
             result["problems"] += [list(p) for p in nb.problems]
             spec = next((spec for spec in job.notebooks if spec.file == name), None)
-            rule = library_rule.for_notebook(private / "notebooks" / name, lesson, nb, spec.skip if spec else [])
+            left_out = nb.left_out if nb.left_out is not None else (spec.skip if spec else [])
+            verdicts, copies = library_verdicts(private / "notebooks" / name, lesson, nb, left_out)
             for ex in exercises_of(lesson):
-                verdict = rule.verdict(ex) if rule else None
                 result["exercises"][ex.name] = score_exercise(ex, self.refs, nb, private / "out", MAX_RESULT_BYTES,
-                                                              library_use=verdict)
-                copied = rule.copied(ex) if rule and not verdict else None
-                if copied:
-                    result["problems"].append(["copied-library", f"{name}: {copied}"])
+                                                              library_use=verdicts[ex.name])
+                if copies[ex.name]:
+                    result["problems"].append(["copied-library", f"{name}: {copies[ex.name]}"])
         timings = {"prepare": t1 - t0, "worker": t2 - t1, "scoring": time.monotonic() - t2}
         for nb in progress.notebooks.values():
             for k, v in nb.timings.items():

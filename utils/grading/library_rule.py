@@ -269,9 +269,12 @@ def course_templates() -> dict[str, frozenset[str]]:
     return found
 
 
-def for_notebook(path, lesson: str, run=None, skipped: Iterable[int] = ()) -> "Analysis | None":
-    """The analysis of one learner notebook, with the cells that may not have run to the end: those that raised
-    (run.cell_errors, 1-based) and those the grader left out (`skipped`, 0-based). None: not a notebook."""
+def for_notebook(path, lesson: str, run=None, left_out: Iterable[int] = ()) -> "Analysis | None":
+    """The analysis of one learner notebook as its grading run ran it. `left_out` (0-based): the code cells that run
+    left out (the slicer's, and those that killed or hung an earlier kernel, which died with them): nothing of them
+    ran in the kernel that answered the grading calls, so they are not read at all. Cells that may not have run to
+    the end (they raised: run.cell_errors, 1-based; or were interrupted at their time limit: run.interrupted,
+    0-based) add to a name's earlier values instead of replacing them. None: not a notebook."""
     from .runner import code_cells
     from .submissions import MAX_NOTEBOOK_BYTES
 
@@ -281,12 +284,38 @@ def for_notebook(path, lesson: str, run=None, skipped: Iterable[int] = ()) -> "A
         return None
     if sources is None:
         return None
-    uncertain = set(skipped) | {int(e.get("cell", 0)) - 1 for e in (getattr(run, "cell_errors", None) or [])}
+    left_out = set(left_out)
+    sources = ["" if i in left_out else src for i, src in enumerate(sources)]
+    uncertain = {int(e.get("cell", 0)) - 1 for e in (getattr(run, "cell_errors", None) or [])}
+    uncertain |= set(getattr(run, "interrupted", None) or [])
     return Analysis.safely(sources, uncertain, course_templates().get(lesson, frozenset()))
 
 
+def leaves_changes(sources: list[str], lesson: str) -> bool:
+    """May the learner's cells leave something behind in the kernel that outlives the notebook's namespace reset
+    (a thread, a signal handler, a patched module, computed code run)? Then the next notebook gets a fresh kernel:
+    the analysis of that notebook could not see it."""
+    analysis = Analysis.safely(sources, (), course_templates().get(lesson, frozenset()))
+    return isinstance(analysis, Unanalysable) or bool(analysis.dynamic_writes)
+
+
+PARSE_CACHE_CHARS = 50_000  # cells up to this size are parsed once per run (the course's recur in every notebook)
+
+
 def parse_cell(source: str) -> ast.Module | None:
-    """A code cell as Python (IPython magics and `!` lines translated as IPython would), or None."""
+    """A code cell as Python (IPython magics and `!` lines translated as IPython would), or None. The tree is shared
+    by every notebook with that cell (nothing here changes a tree)."""
+    if len(source) <= PARSE_CACHE_CHARS:
+        return parse_cell_cached(source)
+    return parse_cell_uncached(source)
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_cell_cached(source: str) -> ast.Module | None:
+    return parse_cell_uncached(source)
+
+
+def parse_cell_uncached(source: str) -> ast.Module | None:
     try:
         return ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -336,7 +365,7 @@ class Analysis:
     """The learner's notebook, read once; `verdict(exercise)` for each graded exercise.
 
     sources: the code cells; uncertain: indices of cells that may not have run to the end (they raised, or the
-    grader left them out), whose bindings add to a name's earlier values instead of replacing them."""
+    cell was interrupted at its time limit), whose bindings add to a name's earlier values instead of replacing them."""
 
     def __init__(self, sources: list[str], uncertain: Iterable[int] = (), course: set[str] = frozenset()):
         self.bindings: dict[str, list[ast.AST]] = {}  # name -> the nodes that give it a value, in order
@@ -513,6 +542,8 @@ class Analysis:
                 self.dynamic_writes.append(f"changes the notebook's namespace with `{name}` (cell {cell})")
             elif name in ("setattr", "delattr") and node.args and self.reaches_namespace(node.args[0]):
                 self.dynamic_writes.append(f"changes a module with `{name}` (cell {cell})")
+        for what in module_writes(stmt, self.imported | NEUTRAL_ROOTS | DYNAMIC_MODULES):
+            self.dynamic_writes.append(f"replaces `{what}` in an imported module (cell {cell})")
 
     def starts_background(self, call: ast.Call) -> bool:
         """A call that may leave code running (a process, a signal handler, a trace hook). A shell command of a
@@ -763,10 +794,8 @@ class Analysis:
         except (RecursionError, MemoryError):
             return None
         for q in sorted(equivalents(ex)):
-            obj = library_functions().get(q)
-            try:
-                theirs = shape(ast.parse(inspect.getsource(obj)).body[0])
-            except Exception:
+            theirs = library_shape(q)
+            if theirs is None:
                 continue
             if mine and mine == theirs:
                 return f"`{ex.name}` is the code of `{q}` with at most names changed (copied from the library?)"
@@ -774,6 +803,58 @@ class Analysis:
             if ratio >= COPY_SIMILARITY:
                 return f"`{ex.name}` is {ratio:.0%} the code of `{q}`, names aside (copied from the library?)"
         return None
+
+
+def function_locals(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> set[str]:
+    """The names local to a function: its parameters and the names it assigns (not those it declares global)."""
+    a = fn.args
+    names = {x.arg for x in a.posonlyargs + a.args + a.kwonlyargs} | {x.arg for x in (a.vararg, a.kwarg) if x}
+    declared: set[str] = set()
+    stack = list(fn.body) if isinstance(fn.body, list) else [fn.body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            declared.update(node.names)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            stack.extend(node.decorator_list)  # its body is its own scope
+            continue
+        elif isinstance(node, ast.Lambda):
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return names - declared
+
+
+def module_writes(stmt: ast.AST, modules: set[str]) -> list[str]:
+    """What `stmt` replaces or deletes in a module it did not make, at any depth, functions' bodies included (a
+    function that patches `torch.einsum` when a cell calls it): stores and `setattr`/`delattr` on an attribute
+    chain rooted at one of `modules` (imported names), unless a function's own local of that name."""
+    found: list[str] = []
+    stack: list[tuple[ast.AST, frozenset[str]]] = [(stmt, frozenset())]
+    while stack:
+        node, local = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            inner = local | function_locals(node)
+            parts = node.body if isinstance(node.body, list) else [node.body]
+            stack.extend((child, inner) for child in parts)
+            stack.extend((d, local) for d in getattr(node, "decorator_list", []))
+            stack.extend((d, local) for d in node.args.defaults + [d for d in node.args.kw_defaults if d])
+            continue
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and is_literal(node.value):
+            continue  # a constant (`pio.renderers.default = "notebook"`) runs no code later
+        target = None
+        if isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            target = node
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr") \
+                and node.args and not (node.func.id == "setattr" and len(node.args) == 3 and is_literal(node.args[2])):
+            target = node.args[0]
+        root = Analysis.root(target) if target is not None else None
+        if root in modules and root not in local:
+            found.append(ast.unparse(node if isinstance(node, ast.Call) else target)[:60])
+        stack.extend((child, local) for child in ast.iter_child_nodes(node))
+    return found
 
 
 def parameter_scopes(root: ast.AST) -> dict[int, set[str]]:
@@ -823,14 +904,26 @@ class Unanalysable:
 COPY_SIMILARITY = 0.9  # share of the syntax tree (names aside) in common with a library version: flagged
 
 
+@functools.lru_cache(maxsize=None)
+def library_shape(q: str) -> str | None:
+    """`shape` of library function `q` (read once per run), or None when its source cannot be read."""
+    try:
+        return shape(ast.parse(inspect.getsource(library_functions()[q])).body[0])
+    except Exception:
+        return None
+
+
 def similarity(a: str, b: str) -> float:
-    """How much of two `shape`s is in common (difflib's ratio over their tokens); 0 for short functions."""
+    """How much of two `shape`s is in common (difflib's ratio over their tokens); 0 for short functions. Below
+    COPY_SIMILARITY the value is only known to be below it (difflib's quick upper bound, which is cheap)."""
     import difflib
 
     ta, tb = re.findall(r"\w+|[^\w\s]", a), re.findall(r"\w+|[^\w\s]", b)
     if min(len(ta), len(tb)) < 40:
         return 0.0
-    return difflib.SequenceMatcher(None, ta, tb, autojunk=False).ratio()
+    matcher = difflib.SequenceMatcher(None, ta, tb, autojunk=False)
+    bound = matcher.quick_ratio()  # an upper bound of ratio()
+    return bound if bound < COPY_SIMILARITY else matcher.ratio()
 
 
 def shape(node: ast.AST) -> str:

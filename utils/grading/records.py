@@ -51,6 +51,9 @@ class NotebookSpec:
     lesson: str
     exercises: list[ExerciseSpec]
     skip: list[int] = dataclasses.field(default_factory=list)  # code cells not run (slicing.skippable_cells)
+    # its cells may leave code running or modules patched (library_rule.leaves_changes): the next notebook gets a
+    # fresh kernel, so that nothing of this one answers for another notebook's exercises
+    fresh_kernel_after: bool = False
 
 
 @dataclasses.dataclass
@@ -109,6 +112,10 @@ class NotebookRun:
     attempts: int = 0  # times the notebook's cells were run (again after a cell killed the kernel)
     kernels_started: int = 0  # fresh kernels started for it (the others ran in the learner's kernel, reset)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)  # kernel_start, imports, reset, execute, grade_calls
+    # code cells (0-based) left out of every run that made grading calls (the slicer's and those that killed or hung
+    # a kernel): nothing of them ran in a kernel that answered for an exercise. None: no grading call was made.
+    left_out: Optional[list[int]] = None
+    interrupted: list[int] = dataclasses.field(default_factory=list)  # code cells (0-based) stopped at their time limit
 
 
 @dataclasses.dataclass

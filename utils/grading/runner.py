@@ -5,7 +5,8 @@ imports no torch and nothing of the course. It starts one kernel for the learner
 libraries once: they are most of a notebook's time) and for each notebook:
 
 1. resets the kernel's namespace (the learner's names are gone, imported modules stay) and working directory,
-   so that no notebook sees another's names, as in a fresh kernel;
+   so that no notebook sees another's names, as in a fresh kernel (after a notebook whose cells may leave code
+   running or modules patched, NotebookSpec.fresh_kernel_after, the next one gets a fresh kernel instead);
 2. reads the code cells (stored outputs are ignored) and executes them cell by cell, but those the grader found
    it need not run (slicing.py), errors allowed, with a per-cell time limit (a cell that will not stop is
    interrupted; a kernel that will not answer after that is killed), keeping at most a few kB of each cell's
@@ -362,6 +363,8 @@ class Runner:
         if pending:
             names = ", ".join(ex.name for ex in pending)
             entry.problems.append(["not-graded", f"{spec.file}: could not grade {names} (the kernel kept dying or time ran out)"])
+        if spec.fresh_kernel_after:  # threads, handlers or patches of this notebook must not reach the next one
+            self.close_kernel()
         self.save()
 
     def attempt(self, spec: NotebookSpec, sources: list[str], skip: set[int], pending: list[ExerciseSpec],
@@ -375,6 +378,8 @@ class Runner:
             self.add_time(entry, "execute", started)
             self.save()
             if not restart:
+                if entry.left_out is None:  # the skip set only grows: the first grading run left out the fewest
+                    entry.left_out = sorted(skip)
                 started = time.monotonic()
                 restart = self.grade_pending(client, pending, entry)
                 self.add_time(entry, "grade_calls", started)
@@ -407,6 +412,8 @@ class Runner:
                     what, tag = ("crashed the kernel", "kernel-died") if outcome == "dead" else ("would not stop", "timeout")
                     entry.problems.append([tag, f"{file}: code cell {i + 1} {what}; the notebook was run again without it"])
                     return True
+                if outcome == "timeout" and i not in entry.interrupted:
+                    entry.interrupted.append(i)
                 if outcome == "timeout" and self.first_time("timeout", i):
                     entry.problems.append(["timeout", f"{file}: code cell {i + 1} ran past {self.job.cell_timeout} s and was interrupted"])
                 if outcome == "error" and self.first_time("error", i):

@@ -5,11 +5,15 @@ notebook's compute. A code cell is left out when all of these hold:
 
 - it is the course's cell, unchanged: its source is that of a code cell of the exercise notebook (notebooks/),
   so its effect is the course's, whatever the learner wrote elsewhere (an exercise the learner left as the
-  stub is the course's cell too);
-- it is plain Python that only computes, shows and asserts (`only_computes`): no import, `global` or `del`,
-  nothing that reaches names dynamically (`globals`, `exec`, `get_ipython`, magics ...), no change to an object
-  it did not make (assigning its attributes or items, in-place and known mutating methods: `add_hook`, `eval`,
-  `append`, `manual_seed` ...);
+  stub is the course's cell too); or it is a learner's cell that only shows or checks what the course computed,
+  as a claim cell does (`shows_results`): it defines no function, class or lambda, calls only the course library,
+  a few builtins (`print`, `len`, `abs` ...) and read-only methods (`.mean()`, `.assert_above(...)`), so that
+  nothing of the notebook's own code runs in it, and reads only names that course cells, imports or other such
+  cells bind;
+- it is plain Python that only computes, shows and asserts (`only_computes`): no import (but `from utils.x import
+  f` of a module `import utils` loads), `global` or `del`, nothing that reaches names dynamically (`globals`,
+  `exec`, `get_ipython`, magics ...), no change to an object it did not make (assigning its attributes or items,
+  in-place and known mutating methods: `add_hook`, `eval`, `append`, `manual_seed` ...);
 - no cell that is run after it, and no graded function, reads a name it defines (found by fixpoint: leaving one
   cell in can make another needed). A run cell that binds the name again in between does not make it unneeded:
   that cell may raise before it binds, and the name would then be stale where the course's cell would have set it.
@@ -209,7 +213,8 @@ class Cell:
     def __init__(self, tree: ast.Module):
         self.tree = tree
         self.binds = bound(tree)
-        self.imports = set().union(*(bound(n) for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))))
+        self.import_nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        self.imports = set().union(*(bound(n) for n in self.import_nodes))
         # read now, before the cell binds them itself; bound whenever the cell completes
         self.reads_first, self.rebinds = block(tree.body, set())
         self.reads_later = loads(tree, deferred=True)  # read by its functions, whenever they are called
@@ -219,6 +224,9 @@ class Cell:
         self.dynamic = bool(self.reads & DYNAMIC or attrs & DYNAMIC_ATTRS or any(HISTORY.match(r) for r in self.reads))
         self.functions = {node.name: dynamic_marked(node) for node in tree.body  # {name: free names read}
                           if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        self.computes: dict[frozenset[str], bool] = {}  # only_computes, per set of the notebook's imported names
+        self.defines_code = any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))
+                                for n in ast.walk(tree))
 
 
 def dynamic_marked(fn: ast.AST) -> frozenset[str]:
@@ -248,16 +256,68 @@ def store_targets(node: ast.AST) -> list[ast.AST]:
     return []
 
 
+@functools.lru_cache(maxsize=1)
+def loaded_with_utils() -> frozenset[str]:
+    """The course modules that `import utils` imports itself (utils/__init__.py's `from .x import ...`): importing
+    one again, as `from utils.bayes import f`, only binds names (the package and the module are loaded either way
+    before any grading call, which imports utils)."""
+    try:
+        tree = ast.parse((Path(__file__).resolve().parents[1] / "__init__.py").read_text())
+    except (OSError, SyntaxError):
+        return frozenset()
+    return frozenset(f"utils.{n.module}" for n in tree.body if isinstance(n, ast.ImportFrom) and n.level == 1
+                     and n.module and "." not in n.module)
+
+
+def harmless_import(node: ast.AST) -> bool:
+    """An import of the course library that only binds names (see loaded_with_utils)."""
+    if isinstance(node, ast.ImportFrom):
+        return node.level == 0 and node.module in loaded_with_utils() and all(a.name != "*" for a in node.names)
+    return False
+
+
+def assigned_locals(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> frozenset[str]:
+    """The names a function assigns in its own body (not its parameters: those are the caller's objects), which
+    make objects of its own as a cell's assignments do."""
+    found: set[str] = set()
+    stack = list(fn.body) if isinstance(fn.body, list) else [fn.body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            found.add(node.id)
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, *COMPREHENSIONS)):
+            stack.extend(ast.iter_child_nodes(node))
+    params = fn.args
+    return frozenset(found - {a.arg for a in params.posonlyargs + params.args + params.kwonlyargs}
+                     - {a.arg for a in (params.vararg, params.kwarg) if a})
+
+
 def only_computes(cell: Cell, modules: set[str]) -> bool:
-    """No import, global, del, dynamic name access; no change to an object the cell did not make itself: no
-    assignment to its attributes or items, no in-place or known mutating method (add_hook, append, manual_seed,
-    eval, ...) called on it. `modules`: the names the notebook imports (calling torch.stack changes nothing)."""
-    own = cell.binds - cell.reads_first
-    for node in ast.walk(cell.tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal, ast.Delete)):
+    """See `_only_computes` (remembered per cell, which is shared by every notebook with that source)."""
+    key = frozenset(modules)
+    if key not in cell.computes:
+        cell.computes[key] = _only_computes(cell, modules)
+    return cell.computes[key]
+
+
+def _only_computes(cell: Cell, modules: set[str]) -> bool:
+    """No import (but `from utils.x import f` of a module `import utils` loads), global, del, dynamic name access;
+    no change to an object the cell (or, inside a function, the function) did not make itself: no assignment to its
+    attributes or items, no in-place or known mutating method (add_hook, append, manual_seed, eval, ...) called on
+    it. `modules`: the names the notebook imports (calling torch.stack changes nothing)."""
+    stack = [(cell.tree, frozenset(cell.binds - cell.reads_first))]
+    while stack:
+        node, own = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):  # its own locals are its own too
+            own = own | assigned_locals(node)
+        stack.extend((child, own) for child in ast.iter_child_nodes(node))
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal, ast.Delete)) \
+                and not harmless_import(node):
             return False
-        for t in (t for target in store_targets(node) for t in ast.walk(target)):
-            if isinstance(t, (ast.Attribute, ast.Subscript)) and root_name(t) not in own:
+        for t in (t for target in store_targets(node) for t in ast.walk(target)):  # what is stored into (not the
+            # names read in an index, such as `labels` in `mine[rows, labels.cpu()] = 0`)
+            if isinstance(t, (ast.Attribute, ast.Subscript)) and isinstance(t.ctx, ast.Store) \
+                    and root_name(t) not in own:
                 return False
         if isinstance(node, ast.Call):
             func = node.func
@@ -269,6 +329,114 @@ def only_computes(cell: Cell, modules: set[str]) -> bool:
             if changes and root is not None and root not in own and not (root in modules and name not in SEEDING):
                 return False
     return not cell.dynamic
+
+
+# What a learner's cell that only shows or checks results may call (`shows_results`): nothing that could change
+# the kernel's state or a file, and nothing the notebook defines
+SAFE_BUILTINS = {"print", "len", "abs", "round", "min", "max", "sum", "sorted", "str", "repr", "int", "float", "bool",
+                 "list", "tuple", "dict", "set", "range", "enumerate", "zip", "isinstance", "any", "all", "format",
+                 "reversed", "divmod", "pow"}
+READ_ONLY_METHODS = {"assert_above", "assert_below", "assert_between", "differs_from", "item", "tolist", "mean", "std",
+                     "var", "sum", "abs", "max", "min", "argmax", "argmin", "norm", "float", "double", "cpu", "numel",
+                     "keys", "values", "items", "get", "index", "count"}
+
+
+@functools.lru_cache(maxsize=64)
+def public_names(module: str) -> frozenset[str] | None:
+    """The names `from module import *` binds (None: it does not import here)."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+        return frozenset(getattr(mod, "__all__", None) or [n for n in vars(mod) if not n.startswith("_")])
+    except Exception:
+        return None
+
+
+def import_bindings(cells: dict[int, "Cell"]) -> tuple[dict[str, set[int]], set[str] | None]:
+    """({name: cells whose imports bind it from the course library `utils`}, the public names of the course modules
+    star-imported, or None when a module outside the course is star-imported: names then unknown)."""
+    library: dict[str, set[int]] = {}
+    starred: set[str] | None = set()
+    for i, cell in cells.items():
+        for node in cell.import_nodes:
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.split(".")[0] == "utils":
+                        library.setdefault(a.asname or a.name.split(".")[0], set()).add(i)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "utils":
+                for a in node.names:
+                    if a.name != "*":
+                        library.setdefault(a.asname or a.name, set()).add(i)
+                    elif starred is not None:
+                        names = public_names(node.module)
+                        starred = None if names is None else starred | names
+            elif isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+                starred = None
+    return library, starred
+
+
+def calls_only_library(cell: "Cell", binders: dict[str, set[int]], library: dict[str, set[int]],
+                       starred: set[str] | None) -> bool:
+    """Does every call in `cell` go to a safe builtin, a function of the course library (imported from `utils`, or
+    an attribute of a module imported from it) or a read-only method of a value (`.mean()`, `.assert_above(...)`)?"""
+    def from_library(name: str) -> bool:
+        bound = binders.get(name)
+        if bound is None:  # bound by no cell: a builtin or a star import's
+            return starred is not None and name in starred
+        return name in library and bound <= library[name]
+
+    for node in ast.walk(cell.tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name):
+            ok = (func.id in SAFE_BUILTINS and func.id not in binders and starred is not None  # not shadowed
+                  and func.id not in starred) or from_library(func.id)
+        elif isinstance(func, ast.Attribute):
+            root = root_name(func.value)
+            ok = func.attr in READ_ONLY_METHODS or (root is not None and isinstance(func.value, (ast.Name, ast.Attribute))
+                                                    and from_library(root))
+        else:
+            ok = False
+        if not ok:
+            return False
+    return True
+
+
+def shows_results(cells: dict[int, "Cell"], course: set[int], modules: set[str]) -> set[int]:
+    """The learner's cells that only show or check what the course's cells (or other such cells) computed, as a
+    claim cell does: they compute and assert (`only_computes`), define no function, class or lambda, call only the
+    course library, safe builtins and read-only methods (`calls_only_library`: never a function the notebook
+    defines, so nothing of the learner's code runs in them), and read only names that the course's cells, imports
+    or other such cells bind."""
+    binders: dict[str, set[int]] = {}  # every cell that binds the name
+    values: dict[str, set[int]] = {}  # the cells that bind it otherwise than by an import
+    for i, cell in cells.items():
+        for name in cell.binds:
+            binders.setdefault(name, set()).add(i)
+            if name not in cell.imports:
+                values.setdefault(name, set()).add(i)
+    library, starred = import_bindings(cells)
+    found = {i for i, cell in cells.items() if i not in course and not cell.defines_code
+             and only_computes(cell, modules) and calls_only_library(cell, binders, library, starred)}
+    # a name some other learner's cell binds (but by an import) is not the course's: cells reading it are out, and
+    # what they bind too
+    untrusted = {name for name, where in values.items() if where - course - found}
+    readers: dict[str, list[int]] = {}
+    for i in found:
+        for name in cells[i].reads:
+            readers.setdefault(name, []).append(i)
+    todo = [i for name in untrusted for i in readers.get(name, [])]
+    while todo:  # linear: each name turns untrusted once
+        i = todo.pop()
+        if i not in found:
+            continue
+        found.discard(i)
+        for name in cells[i].binds - untrusted:
+            untrusted.add(name)
+            todo.extend(readers.get(name, []))
+    return found
 
 
 def skippable_cells(sources: list[str], course_cells: set[str], graded: set[str]) -> list[int]:
@@ -299,7 +467,8 @@ def _skippable(sources: list[str], course_cells: set[str], graded: set[str], dea
             if time.monotonic() > deadline:
                 return []
     modules = set().union(*(c.imports for c in cells.values()))
-    candidates = {i for i, c in cells.items() if normalized(sources[i]) in course_cells and only_computes(c, modules)}
+    course = {i for i in cells if normalized(sources[i]) in course_cells}
+    candidates = {i for i in course if only_computes(cells[i], modules)} | shows_results(cells, course, modules)
     for _ in range(MAX_ROUNDS):
         if not candidates:
             return []
