@@ -48,6 +48,13 @@ def test_falsify_rejects_patterns_the_claim_says_nothing_about():
         assert "cannot falsify" in judged(keep), keep
 
 
+def test_falsify_rejects_the_lessons_own_example():
+    """(1, 1, 3, 1) falsifies the claim, but the lesson shows it and the exercise says it is taken."""
+    for keep in [(1, 1, 3, 1), [1, 1, 3, 1], torch.tensor([1, 1, 3, 1])]:
+        assert "taken" in judged(keep), keep
+    assert ref.falsify_monotone() != (1, 1, 3, 1)
+
+
 def test_falsify_rejects_patterns_that_do_not_recover_less():
     for keep in [(1, 2, 1, 1), (1, 1, 1, 3), (1, 2, 3, 3)]:  # B ahead (not significant on easy); the space; the whole word
         problem = judged(keep)

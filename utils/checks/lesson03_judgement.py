@@ -46,11 +46,24 @@ def _observers(words: list[str], words_freq) -> tuple[torch.Tensor, torch.Tensor
             bayes_word_probs(words, words_freq)[:, 1])
 
 
-def _openings_compare(expected: list, got, case: Case) -> str | None:
+def _closer_to_bayes(words: list[str], indep: torch.Tensor, bayes: torch.Tensor):
+    """How much closer the easy model's p(correct) at position 1 is to the Bayes observer's than to the independent
+    one's on `words`, with its SE over the words."""
     from .. import load_model
     from ..analysis import word_correct_probs
-    from ..stats import Z, mean_se
+    from ..stats import mean_se
 
+    model_p = word_correct_probs(load_model("easy"), words)[:, 1].double()
+    return mean_se((model_p - indep).abs() - (model_p - bayes).abs())
+
+
+def _decides(est) -> bool:
+    from ..stats import Z
+
+    return abs(est.value) > Z * est.se
+
+
+def _openings_compare(expected: list, got, case: Case) -> str | None:
     candidates, words_freq, k = case.args
     if not isinstance(got, (list, tuple)) or not all(isinstance(w, str) for w in got):
         return f"return a list of {k} words (strings); got {type(got).__name__}"
@@ -64,10 +77,10 @@ def _openings_compare(expected: list, got, case: Case) -> str | None:
         return (f"on your words the two hypotheses predict p(correct) at position 1 only {gap:.2f} apart on average "
                 f"(the candidates allow {best:.2f}): whatever the model does there, the measurement can hardly tell "
                 "the hypotheses apart. Where do the two observers disagree most?")
-    model_p = word_correct_probs(load_model("easy"), chosen)[:, 1].double()
-    closer_to_bayes = mean_se((model_p - indep).abs() - (model_p - bayes).abs())
-    if abs(closer_to_bayes.value) <= Z * closer_to_bayes.se:
-        return (f"the model's p(correct) on your words is as close to one hypothesis as to the other ({closer_to_bayes},"
+    learner = _closer_to_bayes(chosen, indep, bayes)
+    # where even the best k words of these candidates cannot decide at 2 SE, choosing well is all that is asked
+    if not _decides(learner) and _decides(_closer_to_bayes(list(expected), best_i, best_b)):
+        return (f"the model's p(correct) on your words is as close to one hypothesis as to the other ({learner},"
                 " SE over your words): the measurement does not pick one. Choose words where the predictions differ "
                 "more.")
     return None

@@ -24,6 +24,7 @@ from .core import Case, Exercise, Ref, _build_ref, make_test, reference, registe
 
 R = "lesson07_judgement"
 BASELINE = (1, 1, 1, 1)
+TAKEN = (1, 1, 3, 1)  # the lesson's own example of a falsifying pattern: the exercise asks for another
 CHECK_SIZE = 400  # fresh sequences per check: enough that a real falsification stands at several standard errors
 SEQ_LEN = 16  # the first four words: loss recovered lives at the first word (lesson 07, section 3)
 
@@ -70,6 +71,8 @@ def judge_falsification(expected, got, case: SeededCase) -> str | None:
     if any(k < b for k, b in zip(keep, BASELINE)) or keep == BASELINE:
         return (f"{keep} does not keep at least as much of the true word as {BASELINE} in every slot (and more in "
                 "one), so the claim makes no prediction about it: it cannot falsify the claim")
+    if keep == TAKEN:
+        return f"{TAKEN} is the lesson's own example (the exercise says it is taken): find another pattern"
     scrubber = _fresh_scrubber(case.seed)
     diff = scrubber.recovered_difference(BASELINE, keep)
     ours, base = scrubber.recovered(keep), scrubber.recovered(BASELINE)

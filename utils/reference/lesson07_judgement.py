@@ -12,8 +12,9 @@ from torch import Tensor
 
 def falsify_monotone() -> tuple[int, int, int, int]:
     """A keep pattern that keeps at least as much of every word as (1, 1, 1, 1) in every slot, and more in one, yet
-    recovers less: slot C keeps the whole word while slot B keeps only the 1st letter."""
-    return (1, 1, 3, 1)
+    recovers less: slot C keeps two letters while slot B keeps only the 1st, so they disagree whenever the 2nd letter
+    was redrawn ((1, 1, 3, 1), the lesson's own example, is taken)."""
+    return (1, 1, 2, 1)
 
 
 def difference_is_real(loss_a: Float[Tensor, "batch seq"], loss_b: Float[Tensor, "batch seq"]) -> dict:
