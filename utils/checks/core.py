@@ -35,6 +35,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from . import generic
+
 REGISTRY: dict[str, "Exercise"] = {}
 
 
@@ -608,7 +610,26 @@ def diagnose(
         if not candidates:
             break
         candidates = [m for m in candidates if _reproduces(exercise, m, other_case, other_got)]
+    if not candidates:  # no catalogued mistake: a generic relation (generic.py), under the same rule
+        candidates = generic_mistakes(exercise, [(case, got), *others, *agreeing])
     return _format_diagnosis(candidates) if candidates else None
+
+
+def generic_mistakes(exercise: Exercise, observed: Sequence[tuple[Case, Any]]) -> list[Mistake]:
+    """The generic relations (utils/checks/generic.py) that hold between the reference's output and the learner's
+    on every observed case (the first one wrong), as Mistakes named "generic:<relation>". A catalogued mistake,
+    written for the exercise, takes precedence: where one reproduces the outputs it says the same more exactly.
+    Silent where the reference cannot run (a learner's sandbox) or the learner's function raised."""
+    if any(isinstance(got, Raised) for _, got in observed):
+        return []
+    try:
+        found = generic.explaining(exercise, list(observed), exercise.expected)
+    except Exception:  # no reference here, or an output no relation understands
+        return []
+    return [Mistake(f"{GENERIC}{r.name}", r.message) for r in found]
+
+
+GENERIC = "generic:"
 
 
 def learner_frames(exc: BaseException) -> str:

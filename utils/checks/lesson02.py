@@ -9,7 +9,7 @@ import torch
 
 from ..data import LETTERS, load_word_table
 from ..model import weights_path
-from .core import Case, Exercise, Mistake, compare_values, make_test, reference, register
+from .core import Case, Exercise, Mistake, Ref, _build_ref, compare_values, make_test, reference, register
 
 R = "lesson02"
 
@@ -83,9 +83,19 @@ def _b_O_cases(seed: int) -> list[Case]:
     return cases + [Case((random_sd, 1), label="a state dict of random weights, layer 1")]
 
 
+def _course_logprobs(mode: str = "medium", size: int = 48) -> tuple[torch.Tensor, torch.Tensor]:
+    """Built as notebook 02 builds `logprobs[mode]` and the labels it reads them at: a trained model's log-probs on a
+    dataset's tokens. A stand-in (48 sequences, seed 0, the medium model): notebook 02 predicts numbers of the easy
+    and hard models on its 1,000 sequences of seed 42, which a failure message must not show."""
+    model, dataset = _build_ref(Ref("model", mode)), _build_ref(Ref("dataset", mode, size, 0))
+    with torch.no_grad():
+        return model(dataset.toks).log_softmax(-1).clone(), dataset.labels.clone()
+
+
 def _correct_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed)
-    cases = []
+    cases = [Case(_course_logprobs(), label="the medium model's log-probs on 48 sequences and their labels (as "
+                                            "notebook 02 calls it)")]
     for batch, seq, dtype in [(8, 8, torch.float32), (10, 32, torch.float64), (3, 5, torch.float32), (1, 1, torch.float64)]:
         logprobs = torch.randn(batch, seq, 26, generator=g).log_softmax(-1).to(dtype)
         labels = torch.randint(0, 26, (batch,), generator=g)
@@ -95,7 +105,9 @@ def _correct_cases(seed: int) -> list[Case]:
 
 def _stats_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed)
-    cases = []
+    logprobs, labels = _course_logprobs()
+    course = logprobs.gather(-1, labels[:, None, None].expand(-1, logprobs.shape[1], 1))[..., 0]  # [48 32]
+    cases = [Case((course,), label="the medium model's correct log-probs on 48 sequences (as notebook 02 calls it)")]
     # An odd number of values, so that every convention for the median agrees.
     for batch, seq in [(25, 31), (7, 9), (1, 1)]:
         probs = torch.rand(batch, seq, generator=g) ** 0.3 * 0.999 + 0.0005

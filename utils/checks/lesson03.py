@@ -8,7 +8,7 @@ import torch
 
 from .. import analysis
 from ..data import load_word_table
-from .core import Case, Exercise, Mistake, Ref, make_test, reference, register
+from .core import Case, Exercise, Mistake, Ref, _build_ref, make_test, reference, register
 
 R = "lesson03"
 
@@ -40,7 +40,12 @@ def _freq_cases(seed: int) -> list[Case]:
 
 def _probs_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed)
-    cases = [Case((torch.randn(26, 26, generator=g).mul(2).softmax(-1),), label=f"random probs #{i}") for i in range(3)]
+    # built as notebook 03 builds probs0 (first_char_probs of a trained model), from the medium and hard models: the
+    # easy model's table would show, in a failure message, the answer to the prediction "p(shift 0) after t"
+    cases = [Case((analysis.first_char_probs(_build_ref(Ref("model", mode))).detach().clone(),),
+                  label=f"the trained {mode} model's first_char_probs (as notebook 03 builds probs0)")
+             for mode in ("medium", "hard")]
+    cases += [Case((torch.randn(26, 26, generator=g).mul(2).softmax(-1),), label=f"random probs #{i}") for i in range(3)]
     peaked = torch.full((26, 26), 1e-3)
     peaked[torch.arange(26), (torch.arange(26) - 19) % 26] = 1.0  # every row says "the first letter was t"
     cases.append(Case((peaked / peaked.sum(-1, keepdim=True),), label="rows all pointing at plaintext 't'"))

@@ -1,0 +1,155 @@
+"""Generic diagnoses (utils/checks/generic.py): each relation between the reference's output and a learner's names
+its cause, does not fire on an unrelated wrong answer, never fires on a right one, and gives way to a catalogued
+mistake that reproduces the same outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import LIKELY, accepts, rejects
+from utils.checks import core
+from utils.checks.core import REGISTRY, Case, Exercise, Mistake, diagnose, register
+
+G = torch.Generator().manual_seed(0)
+MATRICES = [torch.randn(3, 5, generator=G), torch.randn(4, 6, generator=G)]
+
+
+@pytest.fixture
+def exercise():
+    """Register a throw-away exercise (lesson "99") on the two random matrices and remove it afterwards."""
+    names = []
+
+    def make(name, reference, cases=None, **kwargs):
+        names.append(name)
+        cases = cases or [Case((m.clone(),)) for m in MATRICES]
+        return register(Exercise(name, "99", reference, lambda seed: cases, **kwargs))
+
+    yield make
+    for name in names:
+        REGISTRY.pop(name, None)
+
+
+def likely(message: str) -> list[str]:
+    return [line for line in message.splitlines() if line.startswith(LIKELY) or line.startswith(core.ALSO)]
+
+
+def names_cause(name: str, wrong, *phrases: str) -> str:
+    """The check rejects `wrong` and its diagnosis holds every phrase."""
+    lines = likely(rejects(name, wrong))
+    assert lines, f"no diagnosis for {name}"
+    text = "\n".join(lines)
+    for phrase in phrases:
+        assert phrase in text, (phrase, text)
+    return text
+
+
+def silent(name: str, wrong) -> None:
+    assert not likely(rejects(name, wrong)), name
+
+
+log_softmax = lambda x: x.log_softmax(-1)  # noqa: E731
+softmax = lambda x: x.softmax(-1)  # noqa: E731
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Each relation names its cause; an unrelated wrong answer and a right one get no diagnosis
+# ---------------------------------------------------------------------------------------------------------
+
+
+VALUE_CASES = [  # (reference, wrong answer, phrases its diagnosis must hold)
+    (log_softmax, lambda x: -x.log_softmax(-1), ["every sign flipped", "minus sign"]),
+    (log_softmax, lambda x: x.softmax(-1), ["exp of the reference's", "probabilities where log-probabilities"]),
+    (softmax, lambda x: x.log_softmax(-1), ["log of the reference's", "log-probabilities where probabilities"]),
+    (softmax, lambda x: 1 - x.softmax(-1), ["1 minus the reference's", "opposite event"]),
+    (log_softmax, lambda x: x.log_softmax(-1).T, ["dimensions in the order (1, 0)", "swapped"]),
+    (log_softmax, lambda x: x.log_softmax(-1).flip(1), ["reverse order along dim 1"]),
+    (log_softmax, lambda x: torch.cat([x[:, :1], x.log_softmax(-1)[:, :-1]], 1), ["shifted one place later along", "dim 1"]),
+    (lambda x: x.mean(-1), lambda x: x.sum(-1), ["multiplied by the size of dim 1 of argument 1", "division by that count is missing"]),
+    (lambda x: x.sum(0), lambda x: x.mean(0), ["divided by the size of dim 0 of argument 1", "extra division"]),
+    (lambda x: x.mean(), lambda x: x.sum(), ["multiplied by the number of elements of argument 1"]),
+    (softmax, lambda x: x.softmax(-1) / x.shape[0], ["divided by the size of dim 0 of the output"]),
+    (softmax, lambda x: x.exp(), ["proportional to the reference's along dim 1", "does not sum to 1"]),
+    (log_softmax, lambda x: x.clone(), ["minus its logsumexp over dim 1 is the reference's", "not normalised"]),
+    (softmax, lambda x: x.softmax(0), ["sums to 1 over dim 0", "over dim 1", "wrong dimension"]),
+    (log_softmax, lambda x: x.double().log_softmax(-1), ["dtype is not the reference's"]),
+]
+
+
+@pytest.mark.parametrize("i", range(len(VALUE_CASES)))
+def test_each_relation_names_its_cause(exercise, i):
+    reference, wrong, phrases = VALUE_CASES[i]
+    exercise(f"_generic{i}", reference)
+    names_cause(f"_generic{i}", wrong, *phrases)
+
+
+@pytest.mark.parametrize("i", range(len(VALUE_CASES)))
+def test_no_relation_fires_on_a_right_or_an_unrelated_wrong_answer(exercise, i):
+    reference = VALUE_CASES[i][0]
+    exercise(f"_generic{i}", reference)
+    accepts(f"_generic{i}", lambda x: reference(x.double()).to(x.dtype))  # right, computed another way
+    silent(f"_generic{i}", lambda x: reference(x) * 0.37 + 0.1)
+    silent(f"_generic{i}", lambda x: reference(x + torch.linspace(0, 1, x.shape[-1])))
+
+
+def test_integer_off_by_one(exercise):
+    exercise("_argmax", lambda x: x.argmax(-1))
+    names_cause("_argmax", lambda x: x.argmax(-1) + 1, "1 more than the reference's", "off-by-one")
+    names_cause("_argmax", lambda x: x.argmax(-1) - 1, "1 less than the reference's")
+    silent("_argmax", lambda x: x.argmin(-1))
+
+
+def test_python_type(exercise):
+    exercise("_total", lambda x: float(x.sum()), strict_types=True)
+    names_cause("_total", lambda x: x.sum(), "Python type", ".item()")
+    silent("_total", lambda x: float(x.sum()) + 1.5)
+    accepts("_total", lambda x: x.sum().item())
+
+
+def test_a_relation_on_one_key_of_a_dict_names_the_key(exercise):
+    exercise("_stats", lambda x: {"mean": float(x.mean()), "lse": float(x.logsumexp((0, 1)))})
+    text = names_cause("_stats", lambda x: {"mean": float(x.mean()), "lse": -float(x.logsumexp((0, 1)))},
+                       "['lse']: ", "every sign flipped")
+    assert "['mean']" not in text
+
+
+def test_a_relation_that_holds_on_some_failing_cases_only_is_not_named(exercise):
+    exercise("_lsm", log_softmax)
+    silent("_lsm", lambda x: -x.log_softmax(-1) if x.shape[0] == 3 else x.log_softmax(-1) * 2)
+
+
+def test_a_relation_must_agree_with_the_passing_cases(exercise):
+    exercise("_lsm", log_softmax)
+    # right on the 3 x 5 matrix, negated on the 4 x 6 one: "every sign flipped" would be false of the first
+    silent("_lsm", lambda x: x.log_softmax(-1) if x.shape[0] == 3 else -x.log_softmax(-1))
+
+
+def test_a_function_that_raises_gets_no_generic_diagnosis(exercise):
+    exercise("_lsm", log_softmax)
+    silent("_lsm", lambda x: x.log_softmax(5))
+
+
+def test_judgement_exercises_get_no_generic_diagnosis(exercise):
+    exercise("_verdict", lambda x: float(x.sum()), kind="judgement")
+    silent("_verdict", lambda x: -float(x.sum()))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Precedence: a catalogued mistake that reproduces the outputs is named instead; the grader's one-case call
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_catalogued_mistake_takes_precedence(exercise, monkeypatch):
+    monkeypatch.setattr(core, "mistake_function", lambda ex, m: lambda x: -x.log_softmax(-1))
+    exercise("_lsm", log_softmax, mistakes=(Mistake("loss", "you returned the loss, not the log-probs."),))
+    text = names_cause("_lsm", lambda x: -x.log_softmax(-1), "you returned the loss")
+    assert "sign flipped" not in text
+    names_cause("_lsm", lambda x: x.log_softmax(-1).T, "swapped")  # the catalogue does not explain it
+
+
+def test_the_grader_call_names_a_generic_relation_on_one_case(exercise):
+    ex = exercise("_lsm", log_softmax)
+    case = ex.cases(0)[0]
+    text = diagnose("_lsm", case, -ex.expected(case))
+    assert text.startswith(LIKELY) and "every sign flipped" in text
+    assert diagnose("_lsm", case, ex.expected(case) * 0.37) is None
