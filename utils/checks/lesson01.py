@@ -115,6 +115,10 @@ register(Exercise(
         Mistake("easy_vocab_always", "your function ignored `mode`: in hard mode punctuation and newlines are "
                 "tokens too."),
         Mistake("unknown_as_space", "characters outside the vocabulary became spaces: they are dropped, not replaced."),
+        Mistake("stripped", "the spaces at the start and end of the text were dropped: the space is a token of every "
+                "vocabulary, wherever it stands; only characters outside the vocabulary are dropped."),
+        Mistake("letters_only", "only the letters a-z were kept: the space (and in hard mode punctuation and newlines) "
+                "are tokens of the vocabulary too."),
     ),
 ))
 register(Exercise(
@@ -158,6 +162,10 @@ register(Exercise(
         Mistake("pairs_only", "a group of three or more twins came back as separate pairs."),
         Mistake("unsorted", "the groups (or the words inside them) are not sorted."),
         Mistake("tuples", "the groups are tuples (or the result is one): the text asks for a list of lists."),
+        Mistake("words_unsorted", "the words inside each group are not sorted alphabetically (the list of groups "
+                "is sorted, but by each group's first word as found)."),
+        Mistake("groups_unsorted", "the list of groups is not sorted (the words inside each group are): sort the "
+                "groups too."),
     ),
 ))
 

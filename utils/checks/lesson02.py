@@ -206,6 +206,10 @@ register(Exercise(
         Mistake("max_not_min", "`min_p` is the largest probability, not the smallest."),
         Mistake("ce_from_mean_p", "'ce' is minus the log of the mean probability: cross-entropy is the mean of minus the log-probs (mean first, log second differ)."),
         Mistake("min_of_logprobs", "'min_p' is the smallest log-prob, not the smallest probability: it is taken before exponentiating."),
+        Mistake("mean_p_of_logprobs", "'mean_p' is the mean of the log-probs: the probabilities are exp of the "
+                "log-probs, taken before averaging."),
+        Mistake("ce_in_bits", "'ce' is in bits (log base 2): the log-probs are natural logs, so the cross-entropy "
+                "is in nats; use them as they are."),
     ),
 ))
 register(Exercise(
@@ -222,6 +226,8 @@ register(Exercise(
         Mistake("last_letter_only", "a word counted when its j-th letter matched, whatever the letters before it: "
                 "all of the first j + 1 letters must match."),
         Mistake("ignores_frequencies", "every matching word counts the same: the words' frequencies in words_freq are not used as weights."),
+        Mistake("decoded_forwards", "the letters were decoded by adding the shift: under shift X an encoded letter "
+                "is the plaintext letter (letter - X) mod 26, so column X of your answer holds shift -X's posterior."),
     ),
 ))
 

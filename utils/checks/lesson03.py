@@ -120,6 +120,10 @@ register(Exercise(
         Mistake("no_realignment", "the rows were averaged as they are, without re-indexing each by plaintext letter."),
         Mistake("sum_not_mean", "the result sums to 26: average over the first characters, do not add them up."),
         Mistake("float32_always", "float64 input came back as float32: keep the dtype of `probs`."),
+        Mistake("c_plus_L", "the column is c + L: the shift that turns plaintext letter L into character c is "
+                "c - L (mod 26)."),
+        Mistake("mean_over_letters", "each re-indexed row was averaged over its 26 plaintext letters: average over "
+                "the 26 first characters c (the rows), one mean per letter L."),
     ),
 ))
 register(Exercise(
@@ -160,6 +164,10 @@ register(Exercise(
                 "letter_freqs."),
         Mistake("sum_of_freqs", "you added frequencies: independent evidence multiplies likelihoods (adds "
                 "log-probabilities)."),
+        Mistake("mean_of_evidence", "the log-likelihoods of the letters seen were averaged: independent evidence adds "
+                "them (a running sum, not a running mean)."),
+        Mistake("unnormalised", "the likelihood of shift 0 was returned as it is: the posterior divides it by the "
+                "total over the 26 shifts (softmax over the shifts)."),
     ),
 ))
 

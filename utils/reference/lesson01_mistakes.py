@@ -188,3 +188,26 @@ def rotation_twins__tuples(words):
 
 def encode_tokens__backwards(plain_toks, shifts):
     return torch.where(plain_toks < 26, (plain_toks - shifts[:, None]) % 26, plain_toks)
+
+
+def tokenize__stripped(text, mode):  # spaces at the ends of the text are tokens too
+    return ref.tokenize(text.strip(), mode)
+
+
+def tokenize__letters_only(text, mode):  # a filter on the 26 letters drops the space (and hard mode's punctuation)
+    return ref.tokenize("".join(c for c in text.lower() if c in LOW), mode)
+
+
+def _twin_groups(words):
+    groups: dict[tuple, list[str]] = {}
+    for w in words:
+        groups.setdefault(tuple((LOW.index(c) - LOW.index(w[0])) % 26 for c in w), []).append(w)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def rotation_twins__words_unsorted(words):  # the list of groups is sorted, the words inside each group are not
+    return sorted(_twin_groups(words))
+
+
+def rotation_twins__groups_unsorted(words):  # each group is sorted, the list of groups is not
+    return [sorted(g) for g in _twin_groups(words)]

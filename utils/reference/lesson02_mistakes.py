@@ -216,3 +216,15 @@ def first_word_posterior__ignores_frequencies(toks, words_freq):
 
 def correct_logprobs__transposed(logprobs, labels):
     return ref.correct_logprobs(logprobs, labels).T
+
+
+def summary_stats__mean_p_of_logprobs(logprobs_correct):  # the mean taken before exponentiating, and no exp at all
+    return {**ref.summary_stats(logprobs_correct), "mean_p": logprobs_correct.mean().item()}
+
+
+def summary_stats__ce_in_bits(logprobs_correct):
+    return {**ref.summary_stats(logprobs_correct), "ce": -(logprobs_correct / torch.log(torch.tensor(2.0))).mean().item()}
+
+
+def first_word_posterior__decoded_forwards(toks, words_freq):  # plaintext read as (letter + X), not (letter - X)
+    return ref.first_word_posterior(toks, words_freq)[:, (-torch.arange(26)) % 26]

@@ -155,3 +155,24 @@ def independent_evidence_probs__sum_of_freqs(word_list, letter_freqs):
 def rotated_word_tokens__shifts_negated(words):
     toks, shifts = ref.rotated_word_tokens(words)
     return toks, (-shifts) % 26
+
+
+# more plausible mistakes of implied_first_letter_probs and independent_evidence_probs ------------------------------
+def implied_first_letter_probs__c_plus_L(probs):  # column c + L: the shift that encodes c as L, not L as c
+    c = torch.arange(26)[:, None]
+    return probs[c, (c + torch.arange(26)) % 26].mean(0)
+
+
+def implied_first_letter_probs__mean_over_letters(probs):  # each re-indexed row averaged, not the 26 rows
+    c = torch.arange(26)[:, None]
+    return probs[c, (c - torch.arange(26)) % 26].mean(1)
+
+
+def independent_evidence_probs__mean_of_evidence(word_list, letter_freqs):  # the log-likelihoods averaged
+    ev = letter_freqs.double().log()[torch.arange(3).view(1, 3, 1), _decoded(word_list)]
+    return (ev.cumsum(1) / torch.arange(1, 4, dtype=torch.float64).view(1, 3, 1)).softmax(-1)[..., 0]
+
+
+def independent_evidence_probs__unnormalised(word_list, letter_freqs):  # the likelihood of shift 0 alone
+    ev = letter_freqs.double().log()[torch.arange(3).view(1, 3, 1), _decoded(word_list)]
+    return ev.cumsum(1)[..., 0].exp()
