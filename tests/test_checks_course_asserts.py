@@ -43,7 +43,8 @@ GAPS = {  # exercise: why no case runs it on the course's own inputs yet (random
     "ece_difference_verdict": "the course's windows are a model's on 1,000 windows; synthetic windows instead, one set "
                               "with no real gap (the course's assert: 'not real')",
     "independent_evidence_probs": "the course's exact frequencies would show a prediction's answer in a failure "
-                                  "message (issue 22): jittered frequencies instead",
+                                  "message (issue 22): jittered frequencies instead, at the course's assert_close "
+                                  "tolerance (test_checks_lesson03: as strong as the course's asserts)",
     "dla_correct": "the course's components come from a cached run of the easy model; random components instead",
     "frequency_baseline_logprobs": "random tokens and frequencies, not the hard dataset's",
     "nonletter_attention_share": "random causal patterns, not the hard model's",

@@ -153,3 +153,59 @@ def test_the_grader_call_names_a_generic_relation_on_one_case(exercise):
     text = diagnose("_lsm", case, -ex.expected(case))
     assert text.startswith(LIKELY) and "every sign flipped" in text
     assert diagnose("_lsm", case, ex.expected(case) * 0.37) is None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Across the catalogue of lessons 01-03: where a generic relation also holds for a catalogued mistake, it says the
+# same (reviewed pair by pair below), and the diagnosis shows the catalogued sentence, written for the exercise
+# ---------------------------------------------------------------------------------------------------------
+
+SAME_CAUSE = {  # (exercise, catalogued mistake): the generic relations that also hold on its outputs, each agreeing
+    ("tokenize", "int32"): {"other_dtype"},
+    ("tokenize", "no_dtype"): {"other_dtype"},
+    ("word_probabilities", "float32"): {"other_dtype"},
+    ("word_probabilities", "unnormalised"): {"unnormalised_0_p"},
+    ("word_probabilities", "medium_unnormalised"): {"unnormalised_0_p"},
+    ("rotation_twins", "tuples"): {"other_python_type"},
+    ("correct_logprobs", "probabilities"): {"exp_of_reference"},
+    ("correct_logprobs", "loss"): {"sign_flipped"},
+    ("correct_logprobs", "to_float64"): {"other_dtype"},
+    ("correct_logprobs", "transposed"): {"dims_10"},
+    ("summary_stats", "tensors"): {"other_python_type"},
+    ("summary_stats", "ce_sign"): {"sign_flipped['ce']: "},
+    ("summary_stats", "min_of_logprobs"): {"log_of_reference['min_p']: "},
+    ("first_word_posterior", "probabilities"): {"exp_of_reference"},
+    ("first_word_posterior", "float32"): {"other_dtype"},
+    ("first_word_posterior", "unnormalised"): {"unnormalised_1_log"},
+    ("first_char_probs", "log_probs"): {"log_of_reference"},
+    ("first_char_probs", "softmax_over_characters"): {"normalised_0_not_1_p"},
+    ("first_char_probs", "transposed"): {"dims_10"},
+    ("letter_freqs_by_position", "unnormalised"): {"unnormalised_1_p"},
+    ("letter_freqs_by_position", "float32"): {"other_dtype"},
+    ("letter_freqs_by_position", "transposed"): {"dims_10"},
+    ("implied_first_letter_probs", "sum_not_mean"): {"times_size_0_0", "times_size_0_1", "times_size_-1_0",
+                                                     "unnormalised_0_p"},
+    ("implied_first_letter_probs", "float32_always"): {"other_dtype"},
+    ("rotated_word_tokens", "int32"): {"other_dtype"},
+}
+EARLY = [(ex.name, m.name) for ex in REGISTRY.values() if ex.lesson in ("01", "02", "03") and ex.kind == "code"
+         for m in ex.mistakes]
+
+
+def _observed(ex: Exercise, fn) -> list:
+    """(case, output) pairs of `fn`, the wrong ones first, as run_cases hands them to diagnose."""
+    wrong, right = [], []
+    for case in ex.cases(0):
+        result, got = core._run_case(ex, fn, case)
+        (wrong if result.wrong_value else right).append((case, got))
+    return wrong + right
+
+
+@pytest.mark.parametrize("name,mistake", EARLY, ids=[f"{n}__{m}" for n, m in EARLY])
+def test_generic_relations_agree_with_the_catalogue(name, mistake):
+    ex = REGISTRY[name]
+    fn = core.mistake_function(ex, next(m for m in ex.mistakes if m.name == mistake))
+    held = {m.name.removeprefix(core.GENERIC) for m in core.generic_mistakes(ex, _observed(ex, fn))}
+    assert held == SAME_CAUSE.get((name, mistake), set()), f"review: does each of {held} say what {mistake} says?"
+    message = "\n".join(likely(rejects(name, fn)))
+    assert message and all(line.split(": ", 1)[1] in {m.message for m in ex.mistakes} for line in message.splitlines())

@@ -155,8 +155,9 @@ register(Exercise(
 ))
 register(Exercise(
     "independent_evidence_probs", "03", reference(R, "independent_evidence_probs"), _evidence_cases, points=2,
-    hint="Check, for the position named above, which letters' evidence you combined, in which direction you decoded, "
-         "and which row of letter_freqs each letter reads from.",
+    atol=1e-7, rtol=1e-7,  # notebook 03 compares the answer with the library's by assert_close (float64: 1e-7)
+    hint="Check, for the position named above, which letters' evidence you combined, how you combined it, and which "
+         "row of letter_freqs each letter reads from.",
     mistakes=(
         Mistake("no_cumsum", "each position used only its own letter: the evidence of all the letters seen so far "
                 "adds up."),
