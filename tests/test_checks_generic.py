@@ -4,6 +4,8 @@ mistake that reproduces the same outputs."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -73,6 +75,11 @@ VALUE_CASES = [  # (reference, wrong answer, phrases its diagnosis must hold)
     (log_softmax, lambda x: x.clone(), ["minus its logsumexp over dim 1 is the reference's", "not normalised"]),
     (softmax, lambda x: x.softmax(0), ["sums to 1 over dim 0", "over dim 1", "wrong dimension"]),
     (log_softmax, lambda x: x.double().log_softmax(-1), ["dtype is not the reference's"]),
+    (log_softmax, lambda x: x.log_softmax(-1) / math.log(2), ["divided by ln 2", "base 2"]),
+    (log_softmax, lambda x: x.log_softmax(-1) / math.log(10), ["divided by ln 10", "base 10"]),
+    (softmax, lambda x: x.softmax(-1) * 26, ["26 times the reference's", "a division by 26 missing"]),
+    (softmax, lambda x: x.softmax(-1) / 26, ["divided by 26"]),
+    (softmax, lambda x: x.softmax(-1).tolist(), ["Python type", "a list or array where a tensor is asked"]),
 ]
 
 
@@ -97,6 +104,14 @@ def test_integer_off_by_one(exercise):
     names_cause("_argmax", lambda x: x.argmax(-1) + 1, "1 more than the reference's", "off-by-one")
     names_cause("_argmax", lambda x: x.argmax(-1) - 1, "1 less than the reference's")
     silent("_argmax", lambda x: x.argmin(-1))
+
+
+def test_containers_of_another_type(exercise):
+    exercise("_groups", lambda x: {"rows": [sorted(r) for r in x.tolist()]}, strict_types=True)
+    names_cause("_groups", lambda x: {"rows": [set(r) for r in x.tolist()]}, "a tuple or set where a list")
+    exercise("_pair", lambda x: {"min": float(x.min()), "max": float(x.max())}, strict_types=True)
+    names_cause("_pair", lambda x: (float(x.min()), float(x.max())), "a tuple where a dict is asked")
+    silent("_pair", lambda x: (float(x.max()), float(x.min())))
 
 
 def test_python_type(exercise):
@@ -174,6 +189,7 @@ SAME_CAUSE = {  # (exercise, catalogued mistake): the generic relations that als
     ("summary_stats", "tensors"): {"other_python_type"},
     ("summary_stats", "ce_sign"): {"sign_flipped['ce']: "},
     ("summary_stats", "min_of_logprobs"): {"log_of_reference['min_p']: "},
+    ("summary_stats", "ce_in_bits"): {"log_base_2['ce']: "},
     ("first_word_posterior", "probabilities"): {"exp_of_reference"},
     ("first_word_posterior", "float32"): {"other_dtype"},
     ("first_word_posterior", "unnormalised"): {"unnormalised_1_log"},
@@ -183,7 +199,7 @@ SAME_CAUSE = {  # (exercise, catalogued mistake): the generic relations that als
     ("letter_freqs_by_position", "unnormalised"): {"unnormalised_1_p"},
     ("letter_freqs_by_position", "float32"): {"other_dtype"},
     ("letter_freqs_by_position", "transposed"): {"dims_10"},
-    ("implied_first_letter_probs", "sum_not_mean"): {"times_size_0_0", "times_size_0_1", "times_size_-1_0",
+    ("implied_first_letter_probs", "sum_not_mean"): {"times_26", "times_size_0_0", "times_size_0_1", "times_size_-1_0",
                                                      "unnormalised_0_p"},
     ("implied_first_letter_probs", "float32_always"): {"other_dtype"},
     ("rotated_word_tokens", "int32"): {"other_dtype"},

@@ -135,6 +135,11 @@ def complemented(x: Any) -> Any:
     return 1 - x
 
 
+def _scaled(x: Any, factor: float) -> Any:
+    _need(_floating(x))
+    return x * factor
+
+
 def plus(step: int) -> Callable[[Any], Any]:
     def shifted(x: Any) -> Any:
         _need(_integral(x))
@@ -152,6 +157,14 @@ VALUE_TRANSFORMS: tuple[tuple[str, Callable[[Any], Any], str], ...] = (
      "asked, or one log too many."),
     ("one_minus_reference", complemented, "your output is 1 minus the reference's: the probability of the opposite "
      "event (e.g. of being wrong where being right is asked)."),
+    ("log_base_2", lambda x: _scaled(x, 1 / math.log(2)), "your output is the reference's divided by ln 2: "
+     "logarithms in base 2 (bits) where the natural log (nats) is asked."),
+    ("log_base_10", lambda x: _scaled(x, 1 / math.log(10)), "your output is the reference's divided by ln 10: "
+     "logarithms in base 10 where the natural log is asked."),
+    ("times_26", lambda x: _scaled(x, 26), "your output is 26 times the reference's: a sum over the 26 letters or "
+     "shifts where the reference averages over them (a division by 26 missing)."),
+    ("over_26", lambda x: _scaled(x, 1 / 26), "your output is the reference's divided by 26: an average over the 26 "
+     "letters or shifts where the reference sums over them (or a division by 26 too many)."),
     ("plus_one", plus(1), "every integer of your output is 1 more than the reference's: an off-by-one (counting from "
      "1, or a + 1 too many)."),
     ("minus_one", plus(-1), "every integer of your output is 1 less than the reference's: an off-by-one (a - 1 too "
@@ -215,7 +228,7 @@ def _scale_relation(key: tuple[int, int], up: bool, path: Path | None, names: li
         n = input_sizes(case, expected).get(key)
         if n is None:
             return False
-        fn = lambda x: negated(-x) * (n if up else 1 / n)  # noqa: E731  (negated: floats only)
+        fn = lambda x: _scaled(x, n if up else 1 / n)  # noqa: E731
         return exercise.check_output(case, apply_at(expected, path, fn), got) is None
 
     return Relation(f"{'times' if up else 'over'}_size_{i}_{d}{_where(path)}", _where(path) + message, holds)
@@ -265,8 +278,8 @@ def _shift_relation(d: int, step: int, path: Path | None) -> Relation:
         if not (isinstance(e, torch.Tensor) and isinstance(g, torch.Tensor) and e.shape == g.shape and e.dim() > d):
             return False
         size = e.shape[d]
-        if size < 3:
-            return False
+        if size < 3:  # too short to tell a shift: it holds only where the output is right
+            return compare_tensors(e, g, exercise.atol, exercise.rtol, exercise.transform) is None
         head, tail = e.narrow(d, 0, size - 1), e.narrow(d, 1, size - 1)
         if compare_tensors(head, tail, exercise.atol, exercise.rtol) is None:
             return compare_tensors(e, g, exercise.atol, exercise.rtol, exercise.transform) is None  # constant along d
@@ -363,10 +376,17 @@ def _as_type_of(got: Any, expected: Any) -> Any:
         return type(expected)(got)  # numpy scalars, and an integral float where an int is asked
     if isinstance(expected, dict) and isinstance(got, dict):
         return {k: _as_type_of(v, expected[k]) if k in expected else v for k, v in got.items()}
+    if isinstance(expected, dict) and isinstance(got, (list, tuple)) and len(got) == len(expected):
+        return {k: _as_type_of(g, e) for (k, e), g in zip(expected.items(), got)}  # the values in the keys' order
     if isinstance(expected, (list, tuple)) and isinstance(got, (list, tuple)) and len(got) == len(expected):
         return type(expected)(_as_type_of(g, e) for g, e in zip(got, expected))
     if isinstance(expected, (set, frozenset)) and isinstance(got, (list, tuple)):
         return set(got)
+    if isinstance(expected, list) and isinstance(got, (set, frozenset)):
+        return sorted(got)
+    if isinstance(expected, torch.Tensor) and not isinstance(got, torch.Tensor) and isinstance(got, (list, tuple)) or (
+            isinstance(expected, torch.Tensor) and type(got).__module__ == "numpy"):
+        return torch.tensor(got, dtype=expected.dtype)
     return got
 
 
@@ -381,8 +401,8 @@ TYPE_RELATIONS = (
     _type_relation("other_dtype", _as_dtype_of, "your values are right but their dtype is not the reference's: the "
                    "tensor was built or converted in another dtype (check the dtype the exercise asks for)."),
     _type_relation("other_python_type", _as_type_of, "your values are right but their Python type is not: e.g. a "
-                   "tensor where a Python number is asked (use .item()), a tuple where a list is asked, or a float "
-                   "where an int is asked."),
+                   "tensor where a Python number is asked (use .item()), a list or array where a tensor is asked, a "
+                   "tuple or set where a list is asked, a tuple where a dict is asked, or a float where an int is asked."),
 )
 
 
