@@ -79,6 +79,8 @@ VALUE_CASES = [  # (reference, wrong answer, phrases its diagnosis must hold)
     (log_softmax, lambda x: x.log_softmax(-1) / math.log(10), ["divided by ln 10", "base 10"]),
     (softmax, lambda x: x.softmax(-1) * 26, ["26 times the reference's", "a division by 26 missing"]),
     (softmax, lambda x: x.softmax(-1) / 26, ["divided by 26"]),
+    (softmax, lambda x: x.softmax(-1).flatten(), ["same order but in another shape"]),
+    (softmax, lambda x: x.softmax(-1)[None], ["same order but in another shape"]),
     (softmax, lambda x: x.softmax(-1).tolist(), ["Python type", "a list or array where a tensor is asked"]),
 ]
 
@@ -193,6 +195,7 @@ SAME_CAUSE = {  # (exercise, catalogued mistake): the generic relations that als
     ("first_word_posterior", "probabilities"): {"exp_of_reference"},
     ("first_word_posterior", "float32"): {"other_dtype"},
     ("first_word_posterior", "unnormalised"): {"unnormalised_1_log"},
+    ("first_word_posterior", "prefix_off_by_one"): {"shift_0_1"},
     ("first_char_probs", "log_probs"): {"log_of_reference"},
     ("first_char_probs", "softmax_over_characters"): {"normalised_0_not_1_p"},
     ("first_char_probs", "transposed"): {"dims_10"},

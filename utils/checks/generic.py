@@ -390,6 +390,16 @@ def _as_type_of(got: Any, expected: Any) -> Any:
     return got
 
 
+def _as_shape_of(got: Any, expected: Any) -> Any:
+    if isinstance(expected, torch.Tensor) and isinstance(got, torch.Tensor) and got.numel() == expected.numel():
+        return got.reshape(expected.shape)
+    if isinstance(expected, dict) and isinstance(got, dict):
+        return {k: _as_shape_of(v, expected[k]) if k in expected else v for k, v in got.items()}
+    if isinstance(expected, (list, tuple)) and isinstance(got, (list, tuple)) and len(got) == len(expected):
+        return type(got)(_as_shape_of(g, e) for g, e in zip(got, expected))
+    return got
+
+
 def _type_relation(name: str, convert: Callable[[Any, Any], Any], message: str) -> Relation:
     def holds(exercise: "Exercise", case: "Case", expected: Any, got: Any) -> bool:
         return exercise.check_output(case, expected, convert(got, expected)) is None
@@ -398,6 +408,9 @@ def _type_relation(name: str, convert: Callable[[Any, Any], Any], message: str) 
 
 
 TYPE_RELATIONS = (
+    _type_relation("other_shape", _as_shape_of, "your output holds the reference's values in the same order but in "
+                   "another shape: dimensions merged, split, added or dropped (reshape, flatten, squeeze or unsqueeze "
+                   "to the shape the exercise asks for)."),
     _type_relation("other_dtype", _as_dtype_of, "your values are right but their dtype is not the reference's: the "
                    "tensor was built or converted in another dtype (check the dtype the exercise asks for)."),
     _type_relation("other_python_type", _as_type_of, "your values are right but their Python type is not: e.g. a "

@@ -86,6 +86,8 @@ register(Exercise(
                 "the alphabet is missing."),
         Mistake("rotates_everything", "spaces and punctuation were rotated too: only the letters a-z and A-Z move."),
         Mistake("capitals_lowered", "capital letters came back in lower case: a capital should stay a capital."),
+        Mistake("capitals_rotated_as_lower", "capital letters came back as lower-case letters: a capital is rotated "
+                "within A-Z and stays a capital."),
         Mistake("capitals_left_alone", "capital letters were left unrotated: they move by the shift too, within A-Z."),
         Mistake("backwards", "the sign of the shift is flipped: encoding moves each letter forward by `shift`, "
                 "decoding would move it back."),
@@ -115,6 +117,8 @@ register(Exercise(
         Mistake("easy_vocab_always", "your function ignored `mode`: in hard mode punctuation and newlines are "
                 "tokens too."),
         Mistake("unknown_as_space", "characters outside the vocabulary became spaces: they are dropped, not replaced."),
+        Mistake("medium_is_hard", "in medium mode your function used the hard vocabulary: only 'hard' uses "
+                "VOCAB_HARD; easy and medium share VOCAB_EASY."),
         Mistake("stripped", "the spaces at the start and end of the text were dropped: the space is a token of every "
                 "vocabulary, wherever it stands; only characters outside the vocabulary are dropped."),
         Mistake("letters_only", "only the letters a-z were kept: the space (and in hard mode punctuation and newlines) "
@@ -162,6 +166,8 @@ register(Exercise(
         Mistake("pairs_only", "a group of three or more twins came back as separate pairs."),
         Mistake("unsorted", "the groups (or the words inside them) are not sorted."),
         Mistake("tuples", "the groups are tuples (or the result is one): the text asks for a list of lists."),
+        Mistake("signature_sign", "each word was rotated forward by its first letter's index: rotate it back (by "
+                "minus that index) so that every word of a group starts with 'a' and the group shares one signature."),
         Mistake("words_unsorted", "the words inside each group are not sorted alphabetically (the list of groups "
                 "is sorted, but by each group's first word as found)."),
         Mistake("groups_unsorted", "the list of groups is not sorted (the words inside each group are): sort the "

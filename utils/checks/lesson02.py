@@ -226,6 +226,8 @@ register(Exercise(
         Mistake("last_letter_only", "a word counted when its j-th letter matched, whatever the letters before it: "
                 "all of the first j + 1 letters must match."),
         Mistake("ignores_frequencies", "every matching word counts the same: the words' frequencies in words_freq are not used as weights."),
+        Mistake("prefix_off_by_one", "row j matched the first j letters, not the first j + 1: row 0 already uses the "
+                "first letter (your row 0 uses none)."),
         Mistake("decoded_forwards", "the letters were decoded by adding the shift: under shift X an encoded letter "
                 "is the plaintext letter (letter - X) mod 26, so column X of your answer holds shift -X's posterior."),
     ),

@@ -151,6 +151,8 @@ register(Exercise(
         Mistake("top_prob", "you took the model's highest probability, not the probability of the correct shift."),
         Mistake("shift_zero", "you took the probability of shift 0 in every row: each row's correct shift is in "
                 "`shifts`."),
+        Mistake("softmax_over_positions", "the softmax ran over the positions (dim 1), not over the 26 shifts (the "
+                "last dim)."),
     ),
 ))
 register(Exercise(
@@ -165,6 +167,8 @@ register(Exercise(
                 "letter_freqs."),
         Mistake("sum_of_freqs", "you added frequencies: independent evidence multiplies likelihoods (adds "
                 "log-probabilities)."),
+        Mistake("softmax_over_positions", "the softmax ran over the 3 positions, not over the 26 shifts: the "
+                "posterior after j letters is normalised over the shifts."),
         Mistake("mean_of_evidence", "the log-likelihoods of the letters seen were averaged: independent evidence adds "
                 "them (a running sum, not a running mean)."),
         Mistake("unnormalised", "the likelihood of shift 0 was returned as it is: the posterior divides it by the "

@@ -211,3 +211,18 @@ def rotation_twins__words_unsorted(words):  # the list of groups is sorted, the 
 
 def rotation_twins__groups_unsorted(words):  # each group is sorted, the list of groups is not
     return [sorted(g) for g in _twin_groups(words)]
+
+
+def rotate_text__capitals_rotated_as_lower(text, shift):  # A-Z looked up in the lower-case alphabet
+    return "".join(LOW[(LOW.index(c.lower()) + shift) % 26] if c.lower() in LOW and c.isascii() else c for c in text)
+
+
+def tokenize__medium_is_hard(text, mode):  # `VOCAB_EASY if mode == "easy" else VOCAB_HARD`
+    return ref.tokenize(text, "easy" if mode == "easy" else "hard")
+
+
+def rotation_twins__signature_sign(words):  # each word rotated forward by its first letter's index, not back
+    groups: dict[str, list[str]] = {}
+    for w in words:
+        groups.setdefault(ref.rotate_text(w, LOW.index(w[0])), []).append(w)
+    return sorted(sorted(g) for g in groups.values() if len(g) > 1)

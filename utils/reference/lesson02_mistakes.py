@@ -228,3 +228,9 @@ def summary_stats__ce_in_bits(logprobs_correct):
 
 def first_word_posterior__decoded_forwards(toks, words_freq):  # plaintext read as (letter + X), not (letter - X)
     return ref.first_word_posterior(toks, words_freq)[:, (-torch.arange(26)) % 26]
+
+
+def first_word_posterior__prefix_off_by_one(toks, words_freq):  # row j matched the first j letters, not j + 1
+    right = ref.first_word_posterior(toks, words_freq)
+    no_letters = torch.full((1, 26), -torch.log(torch.tensor(26.0, dtype=torch.float64)).item(), dtype=torch.float64)
+    return torch.cat([no_letters, right[:2]])

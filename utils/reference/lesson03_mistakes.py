@@ -176,3 +176,14 @@ def independent_evidence_probs__mean_of_evidence(word_list, letter_freqs):  # th
 def independent_evidence_probs__unnormalised(word_list, letter_freqs):  # the likelihood of shift 0 alone
     ev = letter_freqs.double().log()[torch.arange(3).view(1, 3, 1), _decoded(word_list)]
     return ev.cumsum(1)[..., 0].exp()
+
+
+@torch.inference_mode()
+def rotation_averaged_probs__softmax_over_positions(model, toks, shifts):
+    probs = model(toks.to(model.cfg.device)).softmax(1).cpu()
+    return einops.reduce(eindex(probs, shifts.cpu(), "n seq [n]"), "(word rot) seq -> word seq", "mean", rot=26)
+
+
+def independent_evidence_probs__softmax_over_positions(word_list, letter_freqs):
+    ev = letter_freqs.double().log()[torch.arange(3).view(1, 3, 1), _decoded(word_list)]
+    return ev.cumsum(1).softmax(1)[..., 0]
