@@ -220,3 +220,8 @@ def test_independent_evidence_check_is_as_strong_as_the_course_asserts(fn):
     with pytest.raises(CheckFailed):
         check("independent_evidence_probs", fn, seed=0)
     assert not _fails_course_asserts(reference_of("independent_evidence_probs")(words, letter_freqs), words, letter_freqs)
+
+
+def test_rotated_word_tokens_takes_a_single_word():
+    labels = [c.describe() for c in REGISTRY["rotated_word_tokens"].cases(0)]
+    assert any("single word" in label for label in labels)

@@ -73,6 +73,9 @@ def _twins_cases(seed: int) -> list[Case]:
         Case((["one", "bar", "the", "ab", "bc", "zab", "ace", "dfh", "abc", "xy"],),
              label="words of lengths 2 and 3 (including a group of three)"),
         Case((["the", "tha", "man", "dry"],), label="['the', 'tha', 'man', 'dry']: same first two letters, no twins"),
+        # "non-empty words of any length": one-letter words are all rotations of each other; longer words too
+        Case((["a", "hello", "q", "abcd", "uryyb", "bcdf", "to", "zyx", "bcde"],),
+             label="words of lengths 1, 2, 3, 4 and 5 (every one-letter word is a twin of every other)"),
         Case(([],), label="an empty list"),
     ]
 

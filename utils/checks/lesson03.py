@@ -56,6 +56,7 @@ def _probs_cases(seed: int) -> list[Case]:
 def _word_list_cases(seed: int) -> list[Case]:
     rng = random.Random(seed)
     return [
+        Case((["the"],), label="a single word ['the']"),
         Case((["the", "and"],)),
         Case(([w for w, _ in _words_freq(rng, 7)],)),
         Case(([w for w, _ in load_word_table()],), label="the 100 words of the table"),
