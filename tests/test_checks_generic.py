@@ -66,6 +66,7 @@ VALUE_CASES = [  # (reference, wrong answer, phrases its diagnosis must hold)
     (softmax, lambda x: 1 - x.softmax(-1), ["1 minus the reference's", "opposite event"]),
     (log_softmax, lambda x: x.log_softmax(-1).T, ["dimensions in the order (1, 0)", "swapped"]),
     (log_softmax, lambda x: x.log_softmax(-1).flip(1), ["reverse order along dim 1"]),
+    (log_softmax, lambda x: x.log_softmax(-1)[[1, 2, 0, *range(3, x.shape[0])]], ["slices along dim 0 in another order"]),
     (log_softmax, lambda x: torch.cat([x[:, :1], x.log_softmax(-1)[:, :-1]], 1), ["shifted one place later along", "dim 1"]),
     (lambda x: x.mean(-1), lambda x: x.sum(-1), ["multiplied by the size of dim 1 of argument 1", "division by that count is missing"]),
     (lambda x: x.sum(0), lambda x: x.mean(0), ["divided by the size of dim 0 of argument 1", "extra division"]),
@@ -206,6 +207,9 @@ SAME_CAUSE = {  # (exercise, catalogued mistake): the generic relations that als
                                                      "unnormalised_0_p"},
     ("implied_first_letter_probs", "float32_always"): {"other_dtype"},
     ("rotated_word_tokens", "int32"): {"other_dtype"},
+    ("rotated_word_tokens", "shifts_in_word_order"): {"reordered_0[1]: "},  # the shifts, in another order
+    ("rotated_word_tokens", "backwards"): {"reordered_0[0]: "},  # the same 26 rotations, in another order
+    ("rotated_word_tokens", "shifts_negated"): {"reordered_0[1]: "},
 }
 EARLY = [(ex.name, m.name) for ex in REGISTRY.values() if ex.lesson in ("01", "02", "03") and ex.kind == "code"
          for m in ex.mistakes]

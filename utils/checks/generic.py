@@ -263,6 +263,36 @@ def _layout_relations(x: torch.Tensor, path: Path | None) -> Iterator[Relation]:
             "dimension runs the wrong way.", lambda t, d=d: t.flip(d), path)
         for step in (1, -1):
             yield _shift_relation(d, step, path)
+        if x.shape[d] > 2:
+            yield _reordered_relation(d, path)
+
+
+def _same_slices(e: torch.Tensor, g: torch.Tensor, d: int, atol: float, rtol: float) -> bool:
+    """g's slices along dim d are e's, in some order (each matched once)."""
+    rows_e = e.movedim(d, 0).reshape(e.shape[d], -1).double()
+    rows_g = g.movedim(d, 0).reshape(g.shape[d], -1).double()
+    if not e.dtype.is_floating_point:
+        return sorted(map(tuple, rows_e.tolist())) == sorted(map(tuple, rows_g.tolist()))
+    if not bool(torch.isfinite(rows_e).all() & torch.isfinite(rows_g).all()):
+        return False
+    gap = torch.cdist(rows_g, rows_e, p=float("inf"))
+    nearest = gap.argmin(1)
+    close = gap.min(1).values <= atol + rtol * rows_e.abs().max()
+    return bool(close.all()) and len(set(nearest.tolist())) == len(nearest)
+
+
+def _reordered_relation(d: int, path: Path | None) -> Relation:
+    message = (f"your output holds the reference's slices along dim {d} in another order: an index, a flattening "
+               f"order or a sort along that dimension differs from the one asked.")
+
+    def holds(exercise: "Exercise", case: "Case", expected: Any, got: Any) -> bool:
+        e, g = leaf_at(expected, path or ()), leaf_at(got, path or ())
+        if not (isinstance(e, torch.Tensor) and isinstance(g, torch.Tensor) and e.shape == g.shape and e.dim() > d):
+            return False
+        rest = apply_at(got, path or (), lambda t: e)  # everything but this leaf must be right
+        return exercise.check_output(case, expected, rest) is None and _same_slices(e, g, d, exercise.atol, exercise.rtol)
+
+    return Relation(f"reordered_{d}{_where(path)}", _where(path) + message, holds, exact=False)
 
 
 def _shift_relation(d: int, step: int, path: Path | None) -> Relation:
