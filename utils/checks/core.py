@@ -15,7 +15,8 @@ Every call, the learner's and the reference's, gets its own fresh copy of every 
 nothing a learner's function does to a model or tensor reaches the reference or a later check. The check also
 fails when the learner's function changed its inputs in place, or left a model with hooks, other weights,
 another mode or config (`call_and_inspect`). A wrong output is compared with the exercise's catalogue of
-plausible mistakes (`Mistake`, `diagnose`) and, if one reproduces it, the report says "Likely mistake: ...".
+plausible mistakes (`Mistake`, `diagnose`) and, if one reproduces it, the report says "Likely mistake: ..."; if none
+does, with a generic relation to the reference's output that holds on every case (`generic.py`).
 """
 
 from __future__ import annotations
@@ -602,8 +603,9 @@ def diagnose(
     normalized output) AND agrees with the learner where the learner's output was right (`agreeing`); None if
     no mistake does, or if the catalogue cannot be imported (as in a learner's sandbox). A mistake that explains
     only some of the learner's wrong outputs is not the learner's mistake: naming it would send the learner to
-    the wrong place. Where several mistakes reproduce every output, each is named (one line each). The grader
-    calls this in its own process, one case at a time."""
+    the wrong place. Where several mistakes reproduce every output, each is named (one line each). Where no
+    catalogued mistake does, a generic relation (utils/checks/generic.py: a flipped sign, swapped dimensions, ...)
+    that holds under the same rule is named instead. The grader calls this in its own process, one case at a time."""
     exercise = REGISTRY[exercise] if isinstance(exercise, str) else exercise
     candidates = [m for m in exercise.mistakes if _reproduces(exercise, m, case, got)]
     for other_case, other_got in [*others, *agreeing]:
