@@ -117,6 +117,13 @@ def test_containers_of_another_type(exercise):
     silent("_pair", lambda x: (float(x.max()), float(x.min())))
 
 
+def test_a_list_of_characters_and_a_log_with_zeros(exercise):
+    exercise("_upper", lambda x: "".join("ab"[int(v > 0)] for v in x.flatten().tolist()), strict_types=True)
+    names_cause("_upper", lambda x: ["ab"[int(v > 0)] for v in x.flatten().tolist()], "a list of characters")
+    exercise("_relu", lambda x: x.clamp_min(0))
+    names_cause("_relu", lambda x: x.clamp_min(0).log(), "log of the reference's")
+
+
 def test_python_type(exercise):
     exercise("_total", lambda x: float(x.sum()), strict_types=True)
     names_cause("_total", lambda x: x.sum(), "Python type", ".item()")

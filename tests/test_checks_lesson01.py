@@ -169,3 +169,12 @@ def test_rotation_twins_takes_words_of_any_length():
         return sorted(sorted(g) for g in groups.values() if len(g) > 1)
 
     rejects("rotation_twins", three_letters, match="lengths 1, 2, 3, 4 and 5")
+
+
+def test_rotate_text_leaves_digits_and_newlines_alone():
+    """The text names digits and newlines among the characters left unchanged: a case holds them."""
+    def digits_too(text, shift):
+        rotated = reference_of("rotate_text")(text, shift)
+        return "".join(str((int(c) + shift) % 10) if c.isdigit() else c for c in rotated)
+
+    rejects("rotate_text", digits_too, match="digits 0-9 stay")

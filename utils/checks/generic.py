@@ -126,8 +126,8 @@ def exponentiated(x: Any) -> Any:
 
 
 def logged(x: Any) -> Any:
-    _need(_floating(x) and bool((torch.as_tensor(x) > 0).all()))
-    return x.log() if isinstance(x, torch.Tensor) else math.log(x)
+    _need(_floating(x) and bool((torch.as_tensor(x) >= 0).all()))
+    return x.log() if isinstance(x, torch.Tensor) else math.log(x) if x > 0 else -math.inf
 
 
 def complemented(x: Any) -> Any:
@@ -412,6 +412,8 @@ def _as_type_of(got: Any, expected: Any) -> Any:
         return type(expected)(_as_type_of(g, e) for g, e in zip(got, expected))
     if isinstance(expected, (set, frozenset)) and isinstance(got, (list, tuple)):
         return set(got)
+    if isinstance(expected, str) and isinstance(got, (list, tuple)) and all(isinstance(g, str) for g in got):
+        return "".join(got)
     if isinstance(expected, list) and isinstance(got, (set, frozenset)):
         return sorted(got)
     if isinstance(expected, torch.Tensor) and not isinstance(got, torch.Tensor) and isinstance(got, (list, tuple)) or (
@@ -445,7 +447,8 @@ TYPE_RELATIONS = (
                    "tensor was built or converted in another dtype (check the dtype the exercise asks for)."),
     _type_relation("other_python_type", _as_type_of, "your values are right but their Python type is not: e.g. a "
                    "tensor where a Python number is asked (use .item()), a list or array where a tensor is asked, a "
-                   "tuple or set where a list is asked, a tuple where a dict is asked, or a float where an int is asked."),
+                   "tuple or set where a list is asked, a tuple where a dict is asked, a list of characters where a str is "
+                   "asked, or a float where an int is asked."),
 )
 
 

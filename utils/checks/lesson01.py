@@ -15,7 +15,7 @@ R = "lesson01"
 
 def _rotate_cases(seed: int) -> list[Case]:
     rng = random.Random(seed)
-    texts = ["the cat sat", "xyz abc", "Hello, World!", "", "Ünïcödé: café, naïve — ß"]
+    texts = ["the cat sat", "xyz abc", "Hello, World!", "", "Ünïcödé: café, naïve — ß", "Room 101,\n\tdigits 0-9 stay!"]
     texts += ["".join(rng.choice(string.ascii_letters + " .,'é") for _ in range(20)) for _ in range(3)]
     shifts = (0, 1, 13, 25, -3, 27, -100, rng.randrange(-60, 60))  # the text promises any integer
     course = [("the", 18), ("Zoë!", 1), ("one", 13), ("kwlq", -3)]  # the calls and asserts of notebook 01
@@ -135,6 +135,8 @@ register(Exercise(
         Mistake("rotates_non_letters", "ids 26 and above (space, punctuation) were changed: only letters are "
                 "encrypted."),
         Mistake("no_modulo", "some letter ids came out above 25 (or below 0): the rotation does not wrap."),
+        Mistake("shift_reduced_not_sum", "some letter ids came out above 25: the shift was reduced mod 26, but the "
+                "sum letter + shift must be too (a letter near z wraps past it)."),
         Mistake("first_shift_for_all", "every row was encoded with the first row's shift."),
         Mistake("shift_per_position", "the shifts were spread along the sequence instead of down the batch: "
                 "check which dimension of `plain_toks` the shifts line up with."),

@@ -206,6 +206,8 @@ register(Exercise(
         Mistake("max_not_min", "`min_p` is the largest probability, not the smallest."),
         Mistake("ce_from_mean_p", "'ce' is minus the log of the mean probability: cross-entropy is the mean of minus the log-probs (mean first, log second differ)."),
         Mistake("min_of_logprobs", "'min_p' is the smallest log-prob, not the smallest probability: it is taken before exponentiating."),
+        Mistake("median_is_mean", "'median_p' is the mean probability: the median is the middle value of the sorted "
+                "probabilities."),
         Mistake("mean_p_of_logprobs", "'mean_p' is the mean of the log-probs: the probabilities are exp of the "
                 "log-probs, taken before averaging."),
         Mistake("ce_in_bits", "'ce' is in bits (log base 2): the log-probs are natural logs, so the cross-entropy "

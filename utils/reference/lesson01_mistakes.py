@@ -226,3 +226,7 @@ def rotation_twins__signature_sign(words):  # each word rotated forward by its f
     for w in words:
         groups.setdefault(ref.rotate_text(w, LOW.index(w[0])), []).append(w)
     return sorted(sorted(g) for g in groups.values() if len(g) > 1)
+
+
+def encode_tokens__shift_reduced_not_sum(plain_toks, shifts):  # shifts taken mod 26, the sum left unwrapped
+    return torch.where(plain_toks < 26, plain_toks + (shifts % 26)[:, None], plain_toks)

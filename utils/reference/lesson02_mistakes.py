@@ -234,3 +234,7 @@ def first_word_posterior__prefix_off_by_one(toks, words_freq):  # row j matched 
     right = ref.first_word_posterior(toks, words_freq)
     no_letters = torch.full((1, 26), -torch.log(torch.tensor(26.0, dtype=torch.float64)).item(), dtype=torch.float64)
     return torch.cat([no_letters, right[:2]])
+
+
+def summary_stats__median_is_mean(logprobs_correct):
+    return {**ref.summary_stats(logprobs_correct), "median_p": logprobs_correct.exp().mean().item()}
