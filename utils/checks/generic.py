@@ -439,7 +439,17 @@ def _type_relation(name: str, convert: Callable[[Any, Any], Any], message: str) 
     return Relation(name, message, holds)
 
 
+def _items_reordered(exercise: "Exercise", case: "Case", expected: Any, got: Any) -> bool:
+    """A short tuple / list output whose items are the reference's in another order (the right order: unchanged)."""
+    if not (isinstance(expected, (tuple, list)) and isinstance(got, (tuple, list)) and 1 < len(got) == len(expected) <= 4):
+        return False
+    return any(exercise.check_output(case, expected, type(got)(got[i] for i in order)) is None
+               for order in itertools.permutations(range(len(got))))
+
+
 TYPE_RELATIONS = (
+    Relation("items_reordered", "your output holds the reference's items in another order: return them in the order "
+             "the exercise names them.", _items_reordered),
     _type_relation("other_shape", _as_shape_of, "your output holds the reference's values in the same order but in "
                    "another shape: dimensions merged, split, added or dropped (reshape, flatten, squeeze or unsqueeze "
                    "to the shape the exercise asks for)."),
