@@ -389,14 +389,23 @@ def _normalisation_relations(x: torch.Tensor, path: Path | None) -> Iterator[Rel
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _as_dtype_of(got: Any, expected: Any) -> Any:
-    if isinstance(expected, torch.Tensor) and isinstance(got, torch.Tensor):
-        return got.to(expected.dtype)
-    if isinstance(expected, dict) and isinstance(got, dict):
-        return {k: _as_dtype_of(v, expected[k]) if k in expected else v for k, v in got.items()}
-    if isinstance(expected, (list, tuple)) and isinstance(got, (list, tuple)) and len(got) == len(expected):
-        return type(got)(_as_dtype_of(g, e) for g, e in zip(got, expected))
-    return got
+def _tensorwise(convert: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[[Any, Any], Any]:
+    """A conversion of the learner's output, tensor by tensor against the reference's, through dicts and lists."""
+
+    def apply(got: Any, expected: Any) -> Any:
+        if isinstance(expected, torch.Tensor) and isinstance(got, torch.Tensor):
+            return convert(got, expected)
+        if isinstance(expected, dict) and isinstance(got, dict):
+            return {k: apply(v, expected[k]) if k in expected else v for k, v in got.items()}
+        if isinstance(expected, (list, tuple)) and isinstance(got, (list, tuple)) and len(got) == len(expected):
+            return type(got)(apply(g, e) for g, e in zip(got, expected))
+        return got
+
+    return apply
+
+
+_as_dtype_of = _tensorwise(lambda g, e: g.to(e.dtype))
+_as_shape_of = _tensorwise(lambda g, e: g.reshape(e.shape) if g.numel() == e.numel() else g)
 
 
 def _as_type_of(got: Any, expected: Any) -> Any:
@@ -420,23 +429,6 @@ def _as_type_of(got: Any, expected: Any) -> Any:
             isinstance(expected, torch.Tensor) and type(got).__module__ == "numpy"):
         return torch.tensor(got, dtype=expected.dtype)
     return got
-
-
-def _as_shape_of(got: Any, expected: Any) -> Any:
-    if isinstance(expected, torch.Tensor) and isinstance(got, torch.Tensor) and got.numel() == expected.numel():
-        return got.reshape(expected.shape)
-    if isinstance(expected, dict) and isinstance(got, dict):
-        return {k: _as_shape_of(v, expected[k]) if k in expected else v for k, v in got.items()}
-    if isinstance(expected, (list, tuple)) and isinstance(got, (list, tuple)) and len(got) == len(expected):
-        return type(got)(_as_shape_of(g, e) for g, e in zip(got, expected))
-    return got
-
-
-def _type_relation(name: str, convert: Callable[[Any, Any], Any], message: str) -> Relation:
-    def holds(exercise: "Exercise", case: "Case", expected: Any, got: Any) -> bool:
-        return exercise.check_output(case, expected, convert(got, expected)) is None
-
-    return Relation(name, message, holds)
 
 
 def _items_reordered(exercise: "Exercise", case: "Case", expected: Any, got: Any) -> bool:
