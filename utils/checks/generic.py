@@ -431,6 +431,13 @@ def _as_type_of(got: Any, expected: Any) -> Any:
     return got
 
 
+def _type_relation(name: str, convert: Callable[[Any, Any], Any], message: str) -> Relation:
+    def holds(exercise: "Exercise", case: "Case", expected: Any, got: Any) -> bool:
+        return exercise.check_output(case, expected, convert(got, expected)) is None
+
+    return Relation(name, message, holds)
+
+
 def _items_reordered(exercise: "Exercise", case: "Case", expected: Any, got: Any) -> bool:
     """A short tuple / list output whose items are the reference's in another order (the right order: unchanged)."""
     if not (isinstance(expected, (tuple, list)) and isinstance(got, (tuple, list)) and 1 < len(got) == len(expected) <= 4):
