@@ -348,7 +348,7 @@ def _missing_normalisation(d: int, log: bool, path: Path | None) -> Relation:
                "division by the total over that dimension is missing, or divides by another total.")
 
     def holds(exercise: "Exercise", case: "Case", expected: Any, got: Any) -> bool:
-        e, g = leaf_at(expected, path or ()), leaf_at(got, path or ())
+        e = leaf_at(expected, path or ())
         if not isinstance(e, torch.Tensor) or not _normalised(e, d, log):
             return False
         fixed = apply_at(got, path or (), lambda t: _renormalised(t, d, log))
