@@ -99,6 +99,10 @@ register(Exercise(
         Mistake("isalpha", "accented letters (é, ß, ...) were rotated: `str.isalpha` is true for them, but only "
                 "a-z and A-Z are part of the cipher."),
         Mistake("wraps_at_25", "letters wrap around after 25 letters, not 26: the alphabet's length is off by one in the modulo."),
+        Mistake("one_alphabet_52", "letters moved through one 52-letter alphabet (a-z then A-Z), so z + 1 became A: "
+                "lower-case and capital letters each wrap within their own 26."),
+        Mistake("capitals_no_wrap", "capitals near Z went past it (to '[', '\\', ... or beyond): capitals wrap within "
+                "A-Z, like the lower-case letters within a-z."),
         Mistake("shift_clamped", "shifts below 0 or above 25 were clamped to 0..25: any integer shift counts modulo 26 (27 is 1, -3 is 23)."),
     ),
 ))
@@ -155,6 +159,8 @@ register(Exercise(
         Mistake("unnormalised", "the probabilities do not sum to 1."),
         Mistake("softmax_of_counts", "the counts went through a softmax: probabilities proportional to the counts come from dividing by their sum, not exponentiating."),
         Mistake("medium_unnormalised", "in medium mode the probabilities do not sum to 1: the uniform weights are not divided by their total."),
+        Mistake("floor_division", "integer counts were divided with floor division (//), which rounds each "
+                "probability down to 0: convert the counts to float64 before dividing."),
     ),
 ))
 register(Exercise(

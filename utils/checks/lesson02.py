@@ -149,6 +149,8 @@ register(Exercise(
         Mistake("no_seed", "`seed` is not 42: the text asks for seed=42, which fixes the initial weights of the "
                 "untrained model."),
         Mistake("other_normalization", "normalization_type is not 'LN': the model has LayerNorm (with weights and biases) before each layer and at the end."),
+        Mistake("rotary", "positional_embedding_type is not 'standard': the model learns one embedding per position "
+                "(W_pos), added to the token embedding."),
     ),
 ))
 register(Exercise(
@@ -161,6 +163,8 @@ register(Exercise(
         Mistake("no_fold_value_biases", "the value biases were not folded into `b_O`: one of the four processing "
                 "flags is off."),
         Mistake("unprocessed", "the weights were loaded as trained, without TransformerLens's processing."),
+        Mistake("only_fold_ln", "only LayerNorm was folded: the other three processing steps (centring the writing "
+                "weights and the unembedding, folding the value biases) are off."),
         Mistake("no_eval", "the model was returned in training mode."),
         Mistake("ignores_device", "the model stays on the CPU whatever `device` asks for: the `device` argument is "
                 "not used."),
@@ -178,6 +182,8 @@ register(Exercise(
         Mistake("not_centred", "your b_O is not centred over d_model: centring the writing weights applies to b_O too."),
         Mistake("without_trained_b_O", "the trained b_O itself is missing: the folded value biases are added to it."),
         Mistake("ln_weight_not_bias", "you pushed LayerNorm's scale (w), not its bias (b), into the value bias."),
+        Mistake("centred_before_adding", "the trained b_O was centred before the folded value bias was added: centre "
+                "the sum (the folded bias has a mean over d_model too)."),
     ),
 ))
 register(Exercise(
@@ -192,6 +198,8 @@ register(Exercise(
         Mistake("to_float64", "the dtype changed: return the log-probs in the dtype they came in."),
         Mistake("first_label_for_all", "every sequence was read at the first sequence's label: each sequence b has its own labels[b]."),
         Mistake("transposed", "the result is [seq batch]: the dimensions are swapped; it keeps the input's [batch seq] order."),
+        Mistake("max_logprob", "you took the largest log-prob at each position (the model's favourite shift), not the "
+                "log-prob of the sequence's label."),
     ),
 ))
 register(Exercise(

@@ -139,6 +139,9 @@ register(Exercise(
         Mistake("backwards", "the words were rotated backwards: encoding adds the shift."),
         Mistake("int32", "the tensors are not int64."),
         Mistake("shifts_negated", "the shifts listed are the negatives (mod 26) of the ones used: each row's shift is the one that encoded it."),
+        Mistake("no_modulo", "some letter ids came out above 25: adding the shift must wrap around the alphabet (mod "
+                "26)."),
+        Mistake("shifts_from_1", "the shifts run 1..26: row w * 26 + s is word w with shift s, for s = 0..25."),
     ),
 ))
 register(Exercise(

@@ -230,3 +230,17 @@ def rotation_twins__signature_sign(words):  # each word rotated forward by its f
 
 def encode_tokens__shift_reduced_not_sum(plain_toks, shifts):  # shifts taken mod 26, the sum left unwrapped
     return torch.where(plain_toks < 26, plain_toks + (shifts % 26)[:, None], plain_toks)
+
+
+def rotate_text__one_alphabet_52(text, shift):  # a-z then A-Z as one alphabet: z + 1 is A
+    abc = LOW + UP
+    return "".join(abc[(abc.index(c) + shift) % 52] if c in abc else c for c in text)
+
+
+def rotate_text__capitals_no_wrap(text, shift):  # lower case wraps, capitals move by their code point
+    return "".join(LOW[(LOW.index(c) + shift) % 26] if c in LOW else chr(ord(c) + shift) if c in UP else c for c in text)
+
+
+def word_probabilities__floor_division(counts, mode):  # integer counts // their total: 0 (or 1) everywhere
+    weights = counts if mode == "easy" else torch.ones_like(counts)
+    return (weights / weights.sum() if weights.is_floating_point() else weights // weights.sum()).double()

@@ -238,3 +238,22 @@ def first_word_posterior__prefix_off_by_one(toks, words_freq):  # row j matched 
 
 def summary_stats__median_is_mean(logprobs_correct):
     return {**ref.summary_stats(logprobs_correct), "median_p": logprobs_correct.exp().mean().item()}
+
+
+def make_config__rotary(mode):
+    return _cfg(mode, positional_embedding_type="rotary", rotary_dim=ref.make_config(mode).d_head)
+
+
+def load_trained_model__only_fold_ln(mode, device="cpu"):
+    return _load(mode, device, center_writing_weights=False, center_unembed=False, fold_value_biases=False)
+
+
+def rebuild_b_O__centred_before_adding(state_dict, layer):  # the trained b_O centred, the folded bias added after
+    p = f"blocks.{layer}"
+    b_V = state_dict[f"{p}.attn.b_V"] + torch.einsum("d, h d k -> h k", state_dict[f"{p}.ln1.b"], state_dict[f"{p}.attn.W_V"])
+    b_O = state_dict[f"{p}.attn.b_O"]
+    return b_O - b_O.mean() + torch.einsum("h k, h k d -> d", b_V, state_dict[f"{p}.attn.W_O"])
+
+
+def correct_logprobs__max_logprob(logprobs, labels):  # the model's favourite shift, not the label's
+    return logprobs.max(-1).values

@@ -187,3 +187,16 @@ def rotation_averaged_probs__softmax_over_positions(model, toks, shifts):
 def independent_evidence_probs__softmax_over_positions(word_list, letter_freqs):
     ev = letter_freqs.double().log()[torch.arange(3).view(1, 3, 1), _decoded(word_list)]
     return ev.cumsum(1).softmax(1)[..., 0]
+
+
+def rotated_word_tokens__no_modulo(words):  # the shift added without wrapping: ids above 25
+    toks = word_tokens(list(words))
+    rot = toks[:, None, :] + torch.arange(26)[None, :, None]
+    return einops.rearrange(rot, "w r l -> (w r) l"), einops.repeat(torch.arange(26), "r -> (w r)", w=len(words))
+
+
+def rotated_word_tokens__shifts_from_1(words):  # shifts 1..26 instead of 0..25
+    toks = word_tokens(list(words))
+    s = torch.arange(1, 27)
+    rot = (toks[:, None, :] + s[None, :, None]) % 26
+    return einops.rearrange(rot, "w r l -> (w r) l"), einops.repeat(s, "r -> (w r)", w=len(words))
