@@ -10,7 +10,7 @@ from catalogue_lesson01_03 import (
     DETECTS_MODEL_STATE, DETECTS_MUTATION, DIAGNOSES, NO_DIAGNOSIS, NO_MUTATION, NO_STATE, assert_catalogue_complete,
     assert_named, assert_rejected, assert_side_effect_rejected, fresh_models, mistake_params, wrong_fn,
 )
-from helpers import accepts, reference_of
+from helpers import accepts, diagnoses, reference_of
 from utils.checks.core import REGISTRY, Ref
 from utils.data import LETTERS
 
@@ -30,7 +30,12 @@ def test_accepts_reference(name):
 
 
 def test_catalogue_is_complete():
-    assert_catalogue_complete("03", NAMES)
+    assert_catalogue_complete("03", NAMES + ["below_bayes_verdict"])
+
+
+@pytest.mark.parametrize("mistake", ["unpaired", "sign_reversed"])
+def test_below_bayes_verdict_mistakes_named(mistake):
+    diagnoses("below_bayes_verdict", wrong_fn("03", "below_bayes_verdict", mistake), mistake)
 
 
 @pytest.mark.parametrize("name,mistake", mistake_params(NAMES))

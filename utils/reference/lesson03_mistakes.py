@@ -200,3 +200,16 @@ def rotated_word_tokens__shifts_from_1(words):  # shifts 1..26 instead of 0..25
     s = torch.arange(1, 27)
     rot = (toks[:, None, :] + s[None, :, None]) % 26
     return einops.rearrange(rot, "w r l -> (w r) l"), einops.repeat(s, "r -> (w r)", w=len(words))
+
+
+# below_bayes_verdict (a judgement: named where the check's own comparison cannot tell the answer from these) ---------
+def below_bayes_verdict__unpaired(model_p, bayes_p):  # the two means' errors combined as if independent
+    m, b = model_p.double(), bayes_p.double()
+    diff, se = float(m.mean() - b.mean()), float((m.var() / len(m) + b.var() / len(b)).sqrt())
+    return {"difference": diff, "se": se, "real": abs(diff) > 2 * se}
+
+
+def below_bayes_verdict__sign_reversed(model_p, bayes_p):  # Bayes minus model
+    d = (bayes_p - model_p).double()
+    diff, se = float(d.mean()), float(d.std() / len(d) ** 0.5)
+    return {"difference": diff, "se": se, "real": abs(diff) > 2 * se}
