@@ -27,8 +27,11 @@ COURSE_CASE = {
     "make_config": "('easy')",
     "rebuild_b_O": "the trained easy state dict",
     "first_word_posterior": "'the' + 0, easy words_freq",
+    "correct_logprobs": "as notebook 02 calls it",  # a stand-in built the same way: the medium model, 48 sequences
+    "summary_stats": "as notebook 02 calls it",
     "first_char_probs": "the trained easy model",
     "letter_freqs_by_position": "the 100-word table, easy frequencies",
+    "implied_first_letter_probs": "as notebook 03 builds probs0",  # the medium and hard models (see lesson03.py)
     "rotated_word_tokens": "the 100 words of the table",
     "rotation_averaged_probs": "the easy model, all rotations of ['the', 'and', 'you']",
     "ablation_loss_change": "easy model, mean ablation",
@@ -39,11 +42,9 @@ COURSE_CASE = {
 GAPS = {  # exercise: why no case runs it on the course's own inputs yet (random inputs of the same shapes instead)
     "ece_difference_verdict": "the course's windows are a model's on 1,000 windows; synthetic windows instead, one set "
                               "with no real gap (the course's assert: 'not real')",
-    "summary_stats": "the course's inputs are the models' log-probs on 1,000 sequences; the cases use random log-probs",
-    "correct_logprobs": "as summary_stats",
-    "implied_first_letter_probs": "random probability tables stand in for the model's first_char_probs",
     "independent_evidence_probs": "the course's exact frequencies would show a prediction's answer in a failure "
-                                  "message (issue 22): jittered frequencies instead",
+                                  "message (issue 22): jittered frequencies instead, at the course's assert_close "
+                                  "tolerance (test_checks_lesson03: as strong as the course's asserts)",
     "dla_correct": "the course's components come from a cached run of the easy model; random components instead",
     "frequency_baseline_logprobs": "random tokens and frequencies, not the hard dataset's",
     "nonletter_attention_share": "random causal patterns, not the hard model's",

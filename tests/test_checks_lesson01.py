@@ -158,3 +158,23 @@ def test_learner_exception_is_reported_readably():
 
     message = rejects("rotate_text", crash)
     assert "IndexError" in message and "crash" in message
+
+
+def test_rotation_twins_takes_words_of_any_length():
+    """The text promises "non-empty words of any length": a signature built for three-letter words fails."""
+    def three_letters(words):  # only the first three letters make the signature: 'abcd' and 'bcdf' are grouped
+        groups = {}
+        for w in words:
+            groups.setdefault((len(w), *((ord(c) - ord(w[0])) % 26 for c in w[:3])), []).append(w)
+        return sorted(sorted(g) for g in groups.values() if len(g) > 1)
+
+    rejects("rotation_twins", three_letters, match="lengths 1, 2, 3, 4 and 5")
+
+
+def test_rotate_text_leaves_digits_and_newlines_alone():
+    """The text names digits and newlines among the characters left unchanged: a case holds them."""
+    def digits_too(text, shift):
+        rotated = reference_of("rotate_text")(text, shift)
+        return "".join(str((int(c) + shift) % 10) if c.isdigit() else c for c in rotated)
+
+    rejects("rotate_text", digits_too, match="digits 0-9 stay")

@@ -154,3 +154,17 @@ def correct_logprobs__in_place(logprobs, labels):
 def test_in_place_variant_rejected(name, fn):
     assert_side_effect_rejected(name, fn, DETECTS_MUTATION, NO_MUTATION,
                                 ("input", "argument", "modif", "changed", "in place", "in-place"))
+
+
+def test_course_cases_are_a_trained_models_log_probs():
+    """The cases 'as notebook 02 calls it' are built as the notebook builds its inputs (a trained model's log-probs on
+    a dataset's tokens, then the correct shift's): a model that breaks the code, not random numbers."""
+    (logprobs, labels), = [c.args for c in REGISTRY["correct_logprobs"].cases(0) if "notebook 02" in c.describe()]
+    assert logprobs.shape == (48, 32, 26) and labels.shape == (48,)
+    torch.testing.assert_close(logprobs.exp().sum(-1), torch.ones(48, 32))
+    (lp_correct,), = [c.args for c in REGISTRY["summary_stats"].cases(0) if "notebook 02" in c.describe()]
+    torch.testing.assert_close(lp_correct, reference_of("correct_logprobs")(logprobs, labels))
+    stats = reference_of("summary_stats")(lp_correct)
+    assert 0.05 < stats["ce"] < 0.5 and stats["median_p"] > 0.99
+    probs = lp_correct.exp().flatten().sort().values  # an even count: both middle values agree, so any median does
+    assert abs(probs[probs.numel() // 2 - 1] - probs[probs.numel() // 2]) < 1e-6

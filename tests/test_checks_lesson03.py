@@ -10,7 +10,7 @@ from catalogue_lesson01_03 import (
     DETECTS_MODEL_STATE, DETECTS_MUTATION, DIAGNOSES, NO_DIAGNOSIS, NO_MUTATION, NO_STATE, assert_catalogue_complete,
     assert_named, assert_rejected, assert_side_effect_rejected, fresh_models, mistake_params, wrong_fn,
 )
-from helpers import accepts, reference_of
+from helpers import accepts, diagnoses, reference_of
 from utils.checks.core import REGISTRY, Ref
 from utils.data import LETTERS
 
@@ -30,7 +30,12 @@ def test_accepts_reference(name):
 
 
 def test_catalogue_is_complete():
-    assert_catalogue_complete("03", NAMES)
+    assert_catalogue_complete("03", NAMES + ["below_bayes_verdict"])
+
+
+@pytest.mark.parametrize("mistake", ["unpaired", "sign_reversed"])
+def test_below_bayes_verdict_mistakes_named(mistake):
+    diagnoses("below_bayes_verdict", wrong_fn("03", "below_bayes_verdict", mistake), mistake)
 
 
 @pytest.mark.parametrize("name,mistake", mistake_params(NAMES))
@@ -159,3 +164,69 @@ def rotation_averaged_probs__leaves_hook(model, toks, shifts):
 def test_state_leaving_variant_rejected(name, fn, fresh_models):
     assert_side_effect_rejected(name, fn, DETECTS_MODEL_STATE, NO_STATE,
                                 ("hook", "weight", "train", "model", "changed", "left"))
+
+
+# ---- independent_evidence_probs: no case on the course's exact inputs (tests/test_checks_course_asserts.GAPS) -------
+def _course_evidence_inputs():
+    """Notebook 03's inputs: the 100 words of the table and their easy letter frequencies by position."""
+    from utils import analysis
+    from utils.data import load_word_table
+
+    table = load_word_table()
+    total = sum(c for _, c in table)
+    words_freq = [(w, c / total) for w, c in table]
+    return [w for w, _ in words_freq], analysis.letter_freqs_by_position(words_freq)
+
+
+def _fails_course_asserts(out, words, letter_freqs) -> bool:
+    """Notebook 03's asserts on the output: p(correct) after 'th' within 0.001 of 0.745, and assert_close with the
+    library's observer."""
+    from utils import analysis
+
+    try:
+        torch.testing.assert_close(analysis.independent_evidence_probs(words, letter_freqs), out)
+    except (AssertionError, TypeError, ValueError):
+        return True
+    return abs(out[words.index("the"), 1].item() - 0.745) >= 0.001
+
+
+def independent_float32(word_list, letter_freqs):  # the right steps in float32, converted back at the end
+    toks = torch.tensor([[LETTERS.index(c) for c in w[:3]] for w in word_list])
+    ev = letter_freqs.float().log()[torch.arange(3).view(1, 3, 1), (toks[:, :, None] - torch.arange(26)) % 26]
+    return ev.cumsum(1).softmax(-1)[..., 0].double()
+
+
+def independent_nudged(word_list, letter_freqs):  # off by a little more than assert_close's float64 tolerance
+    out = reference_of("independent_evidence_probs")(word_list, letter_freqs)
+    return out + 5e-7 * (out > 0.5)
+
+
+def independent_forwards(word_list, letter_freqs):  # decoded as letter + s: p(shift 0) is the same (a permutation)
+    toks = torch.tensor([[LETTERS.index(c) for c in w[:3]] for w in word_list])
+    decoded = (toks[:, :, None] + torch.arange(26)) % 26
+    ev = letter_freqs.double().log()[torch.arange(3).view(1, 3, 1), decoded]
+    return ev.cumsum(1).softmax(-1)[..., 0]
+
+
+def test_decoding_in_either_direction_is_accepted():
+    accepts("independent_evidence_probs", independent_forwards)
+
+
+@pytest.mark.parametrize("fn", [wrong_fn("03", "independent_evidence_probs", m.name)
+                                for m in REGISTRY["independent_evidence_probs"].mistakes]
+                         + [independent_float32, independent_nudged], ids=lambda fn: fn.__name__)
+def test_independent_evidence_check_is_as_strong_as_the_course_asserts(fn):
+    """Every answer that fails one of notebook 03's asserts on the course's inputs is rejected by the check (which
+    compares the whole [word 3] output, at the assert_close tolerance, on jittered and uniform frequencies)."""
+    from utils.checks.core import CheckFailed, check
+
+    words, letter_freqs = _course_evidence_inputs()
+    assert _fails_course_asserts(fn(words, letter_freqs), words, letter_freqs)
+    with pytest.raises(CheckFailed):
+        check("independent_evidence_probs", fn, seed=0)
+    assert not _fails_course_asserts(reference_of("independent_evidence_probs")(words, letter_freqs), words, letter_freqs)
+
+
+def test_rotated_word_tokens_takes_a_single_word():
+    labels = [c.describe() for c in REGISTRY["rotated_word_tokens"].cases(0)]
+    assert any("single word" in label for label in labels)

@@ -14,8 +14,13 @@ from .heldout import RIGHT, WRONG
 
 
 def named_mistakes(exercise, results) -> list[str]:
+    """The catalogued mistakes named, and the generic relations (utils/checks/generic.py) named as
+    "generic:<message>": a generic relation holds by construction, so it is never counted as misnamed (read its
+    message in the printout to judge whether its cause is the answer's)."""
     lines = [line for r in results for line in r.diagnosis.splitlines()]
-    return [m.name for m in exercise.mistakes for line in lines if line.endswith(m.message)]
+    named = [m.name for m in exercise.mistakes for line in lines if line.endswith(m.message)]
+    generic = [line.split(": ", 1)[1] for line in lines if not any(line.endswith(m.message) for m in exercise.mistakes)]
+    return named + [f"{core.GENERIC}{text}" for text in generic]
 
 
 def measure(only=(), seeds=(0,)):
@@ -30,7 +35,7 @@ def measure(only=(), seeds=(0,)):
             caught = caught and not all(r.passed for r in results)
             raised = raised or any(r.message.startswith("your function raised") for r in results)
             named += named_mistakes(ex, results)
-        mis = [n for n in named if n not in causes]
+        mis = [n for n in named if n not in causes and not n.startswith(core.GENERIC)]
         rows.append((name, ident, caught, bool(named), mis, raised))
         print(f"{'caught' if caught else 'MISSED':6} {'named' if named else '-----':5} {name:28} {ident:24} "
               f"{','.join(named)}{'  MISNAMED ' + ','.join(mis) if mis else ''}{'  (raised)' if raised else ''}", flush=True)

@@ -15,7 +15,8 @@ Every call, the learner's and the reference's, gets its own fresh copy of every 
 nothing a learner's function does to a model or tensor reaches the reference or a later check. The check also
 fails when the learner's function changed its inputs in place, or left a model with hooks, other weights,
 another mode or config (`call_and_inspect`). A wrong output is compared with the exercise's catalogue of
-plausible mistakes (`Mistake`, `diagnose`) and, if one reproduces it, the report says "Likely mistake: ...".
+plausible mistakes (`Mistake`, `diagnose`) and, if one reproduces it, the report says "Likely mistake: ..."; if none
+does, with a generic relation to the reference's output that holds on every case (`generic.py`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import traceback
 from typing import Any, Callable, Sequence
 
 import torch
+
+from . import generic
 
 REGISTRY: dict[str, "Exercise"] = {}
 
@@ -600,15 +603,35 @@ def diagnose(
     normalized output) AND agrees with the learner where the learner's output was right (`agreeing`); None if
     no mistake does, or if the catalogue cannot be imported (as in a learner's sandbox). A mistake that explains
     only some of the learner's wrong outputs is not the learner's mistake: naming it would send the learner to
-    the wrong place. Where several mistakes reproduce every output, each is named (one line each). The grader
-    calls this in its own process, one case at a time."""
+    the wrong place. Where several mistakes reproduce every output, each is named (one line each). Where no
+    catalogued mistake does, a generic relation (utils/checks/generic.py: a flipped sign, swapped dimensions, ...)
+    that holds under the same rule is named instead. The grader calls this in its own process, one case at a time."""
     exercise = REGISTRY[exercise] if isinstance(exercise, str) else exercise
     candidates = [m for m in exercise.mistakes if _reproduces(exercise, m, case, got)]
     for other_case, other_got in [*others, *agreeing]:
         if not candidates:
             break
         candidates = [m for m in candidates if _reproduces(exercise, m, other_case, other_got)]
+    if not candidates:  # no catalogued mistake: a generic relation (generic.py), under the same rule
+        candidates = generic_mistakes(exercise, [(case, got), *others, *agreeing])
     return _format_diagnosis(candidates) if candidates else None
+
+
+def generic_mistakes(exercise: Exercise, observed: Sequence[tuple[Case, Any]]) -> list[Mistake]:
+    """The generic relations (utils/checks/generic.py) that hold between the reference's output and the learner's
+    on every observed case (the first one wrong), as Mistakes named "generic:<relation>". A catalogued mistake,
+    written for the exercise, takes precedence: where one reproduces the outputs it says the same more exactly.
+    Silent where the reference cannot run (a learner's sandbox) or the learner's function raised."""
+    if any(isinstance(got, Raised) for _, got in observed):
+        return []
+    try:
+        found = generic.explaining(exercise, list(observed), exercise.expected)
+    except Exception:  # no reference here, or an output no relation understands
+        return []
+    return [Mistake(f"{GENERIC}{r.name}", r.message) for r in found]
+
+
+GENERIC = "generic:"
 
 
 def learner_frames(exc: BaseException) -> str:

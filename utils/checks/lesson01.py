@@ -15,7 +15,7 @@ R = "lesson01"
 
 def _rotate_cases(seed: int) -> list[Case]:
     rng = random.Random(seed)
-    texts = ["the cat sat", "xyz abc", "Hello, World!", "", "Ünïcödé: café, naïve — ß"]
+    texts = ["the cat sat", "xyz abc", "Hello, World!", "", "Ünïcödé: café, naïve — ß", "Room 101,\n\tdigits 0-9 stay!"]
     texts += ["".join(rng.choice(string.ascii_letters + " .,'é") for _ in range(20)) for _ in range(3)]
     shifts = (0, 1, 13, 25, -3, 27, -100, rng.randrange(-60, 60))  # the text promises any integer
     course = [("the", 18), ("Zoë!", 1), ("one", 13), ("kwlq", -3)]  # the calls and asserts of notebook 01
@@ -73,6 +73,9 @@ def _twins_cases(seed: int) -> list[Case]:
         Case((["one", "bar", "the", "ab", "bc", "zab", "ace", "dfh", "abc", "xy"],),
              label="words of lengths 2 and 3 (including a group of three)"),
         Case((["the", "tha", "man", "dry"],), label="['the', 'tha', 'man', 'dry']: same first two letters, no twins"),
+        # "non-empty words of any length": one-letter words are all rotations of each other; longer words too
+        Case((["a", "hello", "q", "abcd", "uryyb", "bcdf", "to", "zyx", "bcde"],),
+             label="words of lengths 1, 2, 3, 4 and 5 (every one-letter word is a twin of every other)"),
         Case(([],), label="an empty list"),
     ]
 
@@ -86,6 +89,8 @@ register(Exercise(
                 "the alphabet is missing."),
         Mistake("rotates_everything", "spaces and punctuation were rotated too: only the letters a-z and A-Z move."),
         Mistake("capitals_lowered", "capital letters came back in lower case: a capital should stay a capital."),
+        Mistake("capitals_rotated_as_lower", "capital letters came back as lower-case letters: a capital is rotated "
+                "within A-Z and stays a capital."),
         Mistake("capitals_left_alone", "capital letters were left unrotated: they move by the shift too, within A-Z."),
         Mistake("backwards", "the sign of the shift is flipped: encoding moves each letter forward by `shift`, "
                 "decoding would move it back."),
@@ -94,6 +99,10 @@ register(Exercise(
         Mistake("isalpha", "accented letters (é, ß, ...) were rotated: `str.isalpha` is true for them, but only "
                 "a-z and A-Z are part of the cipher."),
         Mistake("wraps_at_25", "letters wrap around after 25 letters, not 26: the alphabet's length is off by one in the modulo."),
+        Mistake("one_alphabet_52", "letters moved through one 52-letter alphabet (a-z then A-Z), so z + 1 became A: "
+                "lower-case and capital letters each wrap within their own 26."),
+        Mistake("capitals_no_wrap", "capitals near Z went past it (to '[', '\\', ... or beyond): capitals wrap within "
+                "A-Z, like the lower-case letters within a-z."),
         Mistake("shift_clamped", "shifts below 0 or above 25 were clamped to 0..25: any integer shift counts modulo 26 (27 is 1, -3 is 23)."),
     ),
 ))
@@ -115,6 +124,12 @@ register(Exercise(
         Mistake("easy_vocab_always", "your function ignored `mode`: in hard mode punctuation and newlines are "
                 "tokens too."),
         Mistake("unknown_as_space", "characters outside the vocabulary became spaces: they are dropped, not replaced."),
+        Mistake("medium_is_hard", "in medium mode your function used the hard vocabulary: only 'hard' uses "
+                "VOCAB_HARD; easy and medium share VOCAB_EASY."),
+        Mistake("stripped", "the spaces at the start and end of the text were dropped: the space is a token of every "
+                "vocabulary, wherever it stands; only characters outside the vocabulary are dropped."),
+        Mistake("letters_only", "only the letters a-z were kept: the space (and in hard mode punctuation and newlines) "
+                "are tokens of the vocabulary too."),
     ),
 ))
 register(Exercise(
@@ -124,6 +139,8 @@ register(Exercise(
         Mistake("rotates_non_letters", "ids 26 and above (space, punctuation) were changed: only letters are "
                 "encrypted."),
         Mistake("no_modulo", "some letter ids came out above 25 (or below 0): the rotation does not wrap."),
+        Mistake("shift_reduced_not_sum", "some letter ids came out above 25: the shift was reduced mod 26, but the "
+                "sum letter + shift must be too (a letter near z wraps past it)."),
         Mistake("first_shift_for_all", "every row was encoded with the first row's shift."),
         Mistake("shift_per_position", "the shifts were spread along the sequence instead of down the batch: "
                 "check which dimension of `plain_toks` the shifts line up with."),
@@ -142,6 +159,8 @@ register(Exercise(
         Mistake("unnormalised", "the probabilities do not sum to 1."),
         Mistake("softmax_of_counts", "the counts went through a softmax: probabilities proportional to the counts come from dividing by their sum, not exponentiating."),
         Mistake("medium_unnormalised", "in medium mode the probabilities do not sum to 1: the uniform weights are not divided by their total."),
+        Mistake("floor_division", "integer counts were divided with floor division (//), which rounds each "
+                "probability down to 0: convert the counts to float64 before dividing."),
     ),
 ))
 register(Exercise(
@@ -158,6 +177,12 @@ register(Exercise(
         Mistake("pairs_only", "a group of three or more twins came back as separate pairs."),
         Mistake("unsorted", "the groups (or the words inside them) are not sorted."),
         Mistake("tuples", "the groups are tuples (or the result is one): the text asks for a list of lists."),
+        Mistake("signature_sign", "each word was rotated forward by its first letter's index: rotate it back (by "
+                "minus that index) so that every word of a group starts with 'a' and the group shares one signature."),
+        Mistake("words_unsorted", "the words inside each group are not sorted alphabetically (the list of groups "
+                "is sorted, but by each group's first word as found)."),
+        Mistake("groups_unsorted", "the list of groups is not sorted (the words inside each group are): sort the "
+                "groups too."),
     ),
 ))
 

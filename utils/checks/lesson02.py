@@ -9,7 +9,7 @@ import torch
 
 from ..data import LETTERS, load_word_table
 from ..model import weights_path
-from .core import Case, Exercise, Mistake, compare_values, make_test, reference, register
+from .core import Case, Exercise, Mistake, Ref, _build_ref, compare_values, make_test, reference, register
 
 R = "lesson02"
 
@@ -83,9 +83,19 @@ def _b_O_cases(seed: int) -> list[Case]:
     return cases + [Case((random_sd, 1), label="a state dict of random weights, layer 1")]
 
 
+def _course_logprobs(mode: str = "medium", size: int = 48) -> tuple[torch.Tensor, torch.Tensor]:
+    """Built as notebook 02 builds `logprobs[mode]` and the labels it reads them at: a trained model's log-probs on a
+    dataset's tokens. A stand-in (48 sequences, seed 0, the medium model): notebook 02 predicts numbers of the easy
+    and hard models on its 1,000 sequences of seed 42, which a failure message must not show."""
+    model, dataset = _build_ref(Ref("model", mode)), _build_ref(Ref("dataset", mode, size, 0))
+    with torch.no_grad():
+        return model(dataset.toks).log_softmax(-1).clone(), dataset.labels.clone()
+
+
 def _correct_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed)
-    cases = []
+    cases = [Case(_course_logprobs(), label="the medium model's log-probs on 48 sequences and their labels (as "
+                                            "notebook 02 calls it)")]
     for batch, seq, dtype in [(8, 8, torch.float32), (10, 32, torch.float64), (3, 5, torch.float32), (1, 1, torch.float64)]:
         logprobs = torch.randn(batch, seq, 26, generator=g).log_softmax(-1).to(dtype)
         labels = torch.randint(0, 26, (batch,), generator=g)
@@ -95,7 +105,9 @@ def _correct_cases(seed: int) -> list[Case]:
 
 def _stats_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed)
-    cases = []
+    logprobs, labels = _course_logprobs()
+    course = logprobs.gather(-1, labels[:, None, None].expand(-1, logprobs.shape[1], 1))[..., 0]  # [48 32]
+    cases = [Case((course,), label="the medium model's correct log-probs on 48 sequences (as notebook 02 calls it)")]
     # An odd number of values, so that every convention for the median agrees.
     for batch, seq in [(25, 31), (7, 9), (1, 1)]:
         probs = torch.rand(batch, seq, generator=g) ** 0.3 * 0.999 + 0.0005
@@ -137,6 +149,8 @@ register(Exercise(
         Mistake("no_seed", "`seed` is not 42: the text asks for seed=42, which fixes the initial weights of the "
                 "untrained model."),
         Mistake("other_normalization", "normalization_type is not 'LN': the model has LayerNorm (with weights and biases) before each layer and at the end."),
+        Mistake("rotary", "positional_embedding_type is not 'standard': the model learns one embedding per position "
+                "(W_pos), added to the token embedding."),
     ),
 ))
 register(Exercise(
@@ -149,6 +163,8 @@ register(Exercise(
         Mistake("no_fold_value_biases", "the value biases were not folded into `b_O`: one of the four processing "
                 "flags is off."),
         Mistake("unprocessed", "the weights were loaded as trained, without TransformerLens's processing."),
+        Mistake("only_fold_ln", "only LayerNorm was folded: the other three processing steps (centring the writing "
+                "weights and the unembedding, folding the value biases) are off."),
         Mistake("no_eval", "the model was returned in training mode."),
         Mistake("ignores_device", "the model stays on the CPU whatever `device` asks for: the `device` argument is "
                 "not used."),
@@ -166,6 +182,8 @@ register(Exercise(
         Mistake("not_centred", "your b_O is not centred over d_model: centring the writing weights applies to b_O too."),
         Mistake("without_trained_b_O", "the trained b_O itself is missing: the folded value biases are added to it."),
         Mistake("ln_weight_not_bias", "you pushed LayerNorm's scale (w), not its bias (b), into the value bias."),
+        Mistake("centred_before_adding", "the trained b_O was centred before the folded value bias was added: centre "
+                "the sum (the folded bias has a mean over d_model too)."),
     ),
 ))
 register(Exercise(
@@ -180,6 +198,8 @@ register(Exercise(
         Mistake("to_float64", "the dtype changed: return the log-probs in the dtype they came in."),
         Mistake("first_label_for_all", "every sequence was read at the first sequence's label: each sequence b has its own labels[b]."),
         Mistake("transposed", "the result is [seq batch]: the dimensions are swapped; it keeps the input's [batch seq] order."),
+        Mistake("max_logprob", "you took the largest log-prob at each position (the model's favourite shift), not the "
+                "log-prob of the sequence's label."),
     ),
 ))
 register(Exercise(
@@ -194,6 +214,12 @@ register(Exercise(
         Mistake("max_not_min", "`min_p` is the largest probability, not the smallest."),
         Mistake("ce_from_mean_p", "'ce' is minus the log of the mean probability: cross-entropy is the mean of minus the log-probs (mean first, log second differ)."),
         Mistake("min_of_logprobs", "'min_p' is the smallest log-prob, not the smallest probability: it is taken before exponentiating."),
+        Mistake("median_is_mean", "'median_p' is the mean probability: the median is the middle value of the sorted "
+                "probabilities."),
+        Mistake("mean_p_of_logprobs", "'mean_p' is the mean of the log-probs: the probabilities are exp of the "
+                "log-probs, taken before averaging."),
+        Mistake("ce_in_bits", "'ce' is in bits (log base 2): the log-probs are natural logs, so the cross-entropy "
+                "is in nats; use them as they are."),
     ),
 ))
 register(Exercise(
@@ -210,6 +236,10 @@ register(Exercise(
         Mistake("last_letter_only", "a word counted when its j-th letter matched, whatever the letters before it: "
                 "all of the first j + 1 letters must match."),
         Mistake("ignores_frequencies", "every matching word counts the same: the words' frequencies in words_freq are not used as weights."),
+        Mistake("prefix_off_by_one", "row j matched the first j letters, not the first j + 1: row 0 already uses the "
+                "first letter (your row 0 uses none)."),
+        Mistake("decoded_forwards", "the letters were decoded by adding the shift: under shift X an encoded letter "
+                "is the plaintext letter (letter - X) mod 26, so column X of your answer holds shift -X's posterior."),
     ),
 ))
 

@@ -8,7 +8,7 @@ import torch
 
 from .. import analysis
 from ..data import load_word_table
-from .core import Case, Exercise, Mistake, Ref, make_test, reference, register
+from .core import Case, Exercise, Mistake, Ref, _build_ref, make_test, reference, register
 
 R = "lesson03"
 
@@ -40,7 +40,12 @@ def _freq_cases(seed: int) -> list[Case]:
 
 def _probs_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed)
-    cases = [Case((torch.randn(26, 26, generator=g).mul(2).softmax(-1),), label=f"random probs #{i}") for i in range(3)]
+    # built as notebook 03 builds probs0 (first_char_probs of a trained model), from the medium and hard models: the
+    # easy model's table would show, in a failure message, the answer to the prediction "p(shift 0) after t"
+    cases = [Case((analysis.first_char_probs(_build_ref(Ref("model", mode))).detach().clone(),),
+                  label=f"the trained {mode} model's first_char_probs (as notebook 03 builds probs0)")
+             for mode in ("medium", "hard")]
+    cases += [Case((torch.randn(26, 26, generator=g).mul(2).softmax(-1),), label=f"random probs #{i}") for i in range(3)]
     peaked = torch.full((26, 26), 1e-3)
     peaked[torch.arange(26), (torch.arange(26) - 19) % 26] = 1.0  # every row says "the first letter was t"
     cases.append(Case((peaked / peaked.sum(-1, keepdim=True),), label="rows all pointing at plaintext 't'"))
@@ -51,6 +56,7 @@ def _probs_cases(seed: int) -> list[Case]:
 def _word_list_cases(seed: int) -> list[Case]:
     rng = random.Random(seed)
     return [
+        Case((["the"],), label="a single word ['the']"),
         Case((["the", "and"],)),
         Case(([w for w, _ in _words_freq(rng, 7)],)),
         Case(([w for w, _ in load_word_table()],), label="the 100 words of the table"),
@@ -115,6 +121,10 @@ register(Exercise(
         Mistake("no_realignment", "the rows were averaged as they are, without re-indexing each by plaintext letter."),
         Mistake("sum_not_mean", "the result sums to 26: average over the first characters, do not add them up."),
         Mistake("float32_always", "float64 input came back as float32: keep the dtype of `probs`."),
+        Mistake("c_plus_L", "the column is c + L: the shift that turns plaintext letter L into character c is "
+                "c - L (mod 26)."),
+        Mistake("mean_over_letters", "each re-indexed row was averaged over its 26 plaintext letters: average over "
+                "the 26 first characters c (the rows), one mean per letter L."),
     ),
 ))
 register(Exercise(
@@ -129,6 +139,9 @@ register(Exercise(
         Mistake("backwards", "the words were rotated backwards: encoding adds the shift."),
         Mistake("int32", "the tensors are not int64."),
         Mistake("shifts_negated", "the shifts listed are the negatives (mod 26) of the ones used: each row's shift is the one that encoded it."),
+        Mistake("no_modulo", "some letter ids came out above 25: adding the shift must wrap around the alphabet (mod "
+                "26)."),
+        Mistake("shifts_from_1", "the shifts run 1..26: row w * 26 + s is word w with shift s, for s = 0..25."),
     ),
 ))
 register(Exercise(
@@ -142,12 +155,15 @@ register(Exercise(
         Mistake("top_prob", "you took the model's highest probability, not the probability of the correct shift."),
         Mistake("shift_zero", "you took the probability of shift 0 in every row: each row's correct shift is in "
                 "`shifts`."),
+        Mistake("softmax_over_positions", "the softmax ran over the positions (dim 1), not over the 26 shifts (the "
+                "last dim)."),
     ),
 ))
 register(Exercise(
     "independent_evidence_probs", "03", reference(R, "independent_evidence_probs"), _evidence_cases, points=2,
-    hint="Check, for the position named above, which letters' evidence you combined, in which direction you decoded, "
-         "and which row of letter_freqs each letter reads from.",
+    atol=1e-7, rtol=1e-7,  # notebook 03 compares the answer with the library's by assert_close (float64: 1e-7)
+    hint="Check, for the position named above, which letters' evidence you combined, how you combined it, and which "
+         "row of letter_freqs each letter reads from.",
     mistakes=(
         Mistake("no_cumsum", "each position used only its own letter: the evidence of all the letters seen so far "
                 "adds up."),
@@ -155,6 +171,12 @@ register(Exercise(
                 "letter_freqs."),
         Mistake("sum_of_freqs", "you added frequencies: independent evidence multiplies likelihoods (adds "
                 "log-probabilities)."),
+        Mistake("softmax_over_positions", "the softmax ran over the 3 positions, not over the 26 shifts: the "
+                "posterior after j letters is normalised over the shifts."),
+        Mistake("mean_of_evidence", "the log-likelihoods of the letters seen were averaged: independent evidence adds "
+                "them (a running sum, not a running mean)."),
+        Mistake("unnormalised", "the likelihood of shift 0 was returned as it is: the posterior divides it by the "
+                "total over the 26 shifts (softmax over the shifts)."),
     ),
 ))
 

@@ -14,7 +14,7 @@ import random
 
 import torch
 
-from .core import Case, Exercise, make_test, reference, register, verdict_problem
+from .core import Case, Exercise, Mistake, make_test, reference, register, verdict_problem
 
 R = "lesson03_judgement"
 MIN_SHARE, MIN_GAP = 0.7, 0.1  # chosen words must separate the hypotheses by 70% of the best possible, >= 0.1
@@ -165,6 +165,12 @@ register(Exercise(
     "below_bayes_verdict", "03", reference(R, "below_bayes_verdict"), _verdict_cases, kind="judgement",
     compare=_verdict_compare,
     hint="Both numbers of a pair come from the same sequence; ask what varies from one sample of sequences to the next.",
+    mistakes=(
+        Mistake("unpaired", "the standard error treats the two means as independent (their errors combined in "
+                "quadrature): both numbers of a pair come from the same sequence, so the error of the mean difference "
+                "comes from the per-sequence differences."),
+        Mistake("sign_reversed", "the difference is Bayes minus model: the exercise asks for model minus Bayes."),
+    ),
 ))
 
 test_discriminating_openings = make_test("discriminating_openings")

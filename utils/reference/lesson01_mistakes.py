@@ -188,3 +188,59 @@ def rotation_twins__tuples(words):
 
 def encode_tokens__backwards(plain_toks, shifts):
     return torch.where(plain_toks < 26, (plain_toks - shifts[:, None]) % 26, plain_toks)
+
+
+def tokenize__stripped(text, mode):  # spaces at the ends of the text are tokens too
+    return ref.tokenize(text.strip(), mode)
+
+
+def tokenize__letters_only(text, mode):  # a filter on the 26 letters drops the space (and hard mode's punctuation)
+    return ref.tokenize("".join(c for c in text.lower() if c in LOW), mode)
+
+
+def _twin_groups(words):
+    groups: dict[tuple, list[str]] = {}
+    for w in words:
+        groups.setdefault(tuple((LOW.index(c) - LOW.index(w[0])) % 26 for c in w), []).append(w)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def rotation_twins__words_unsorted(words):  # the list of groups is sorted, the words inside each group are not
+    return sorted(_twin_groups(words))
+
+
+def rotation_twins__groups_unsorted(words):  # each group is sorted, the list of groups is not
+    return [sorted(g) for g in _twin_groups(words)]
+
+
+def rotate_text__capitals_rotated_as_lower(text, shift):  # A-Z looked up in the lower-case alphabet
+    return "".join(LOW[(LOW.index(c.lower()) + shift) % 26] if c.lower() in LOW and c.isascii() else c for c in text)
+
+
+def tokenize__medium_is_hard(text, mode):  # `VOCAB_EASY if mode == "easy" else VOCAB_HARD`
+    return ref.tokenize(text, "easy" if mode == "easy" else "hard")
+
+
+def rotation_twins__signature_sign(words):  # each word rotated forward by its first letter's index, not back
+    groups: dict[str, list[str]] = {}
+    for w in words:
+        groups.setdefault(ref.rotate_text(w, LOW.index(w[0])), []).append(w)
+    return sorted(sorted(g) for g in groups.values() if len(g) > 1)
+
+
+def encode_tokens__shift_reduced_not_sum(plain_toks, shifts):  # shifts taken mod 26, the sum left unwrapped
+    return torch.where(plain_toks < 26, plain_toks + (shifts % 26)[:, None], plain_toks)
+
+
+def rotate_text__one_alphabet_52(text, shift):  # a-z then A-Z as one alphabet: z + 1 is A
+    abc = LOW + UP
+    return "".join(abc[(abc.index(c) + shift) % 52] if c in abc else c for c in text)
+
+
+def rotate_text__capitals_no_wrap(text, shift):  # lower case wraps, capitals move by their code point
+    return "".join(LOW[(LOW.index(c) + shift) % 26] if c in LOW else chr(ord(c) + shift) if c in UP else c for c in text)
+
+
+def word_probabilities__floor_division(counts, mode):  # integer counts // their total: 0 (or 1) everywhere
+    weights = counts if mode == "easy" else torch.ones_like(counts)
+    return (weights / weights.sum() if weights.is_floating_point() else weights // weights.sum()).double()

@@ -216,3 +216,44 @@ def first_word_posterior__ignores_frequencies(toks, words_freq):
 
 def correct_logprobs__transposed(logprobs, labels):
     return ref.correct_logprobs(logprobs, labels).T
+
+
+def summary_stats__mean_p_of_logprobs(logprobs_correct):  # the mean taken before exponentiating, and no exp at all
+    return {**ref.summary_stats(logprobs_correct), "mean_p": logprobs_correct.mean().item()}
+
+
+def summary_stats__ce_in_bits(logprobs_correct):
+    return {**ref.summary_stats(logprobs_correct), "ce": -(logprobs_correct / torch.log(torch.tensor(2.0))).mean().item()}
+
+
+def first_word_posterior__decoded_forwards(toks, words_freq):  # plaintext read as (letter + X), not (letter - X)
+    return ref.first_word_posterior(toks, words_freq)[:, (-torch.arange(26)) % 26]
+
+
+def first_word_posterior__prefix_off_by_one(toks, words_freq):  # row j matched the first j letters, not j + 1
+    right = ref.first_word_posterior(toks, words_freq)
+    no_letters = torch.full((1, 26), -torch.log(torch.tensor(26.0, dtype=torch.float64)).item(), dtype=torch.float64)
+    return torch.cat([no_letters, right[:2]])
+
+
+def summary_stats__median_is_mean(logprobs_correct):
+    return {**ref.summary_stats(logprobs_correct), "median_p": logprobs_correct.exp().mean().item()}
+
+
+def make_config__rotary(mode):
+    return _cfg(mode, positional_embedding_type="rotary", rotary_dim=ref.make_config(mode).d_head)
+
+
+def load_trained_model__only_fold_ln(mode, device="cpu"):
+    return _load(mode, device, center_writing_weights=False, center_unembed=False, fold_value_biases=False)
+
+
+def rebuild_b_O__centred_before_adding(state_dict, layer):  # the trained b_O centred, the folded bias added after
+    p = f"blocks.{layer}"
+    b_V = state_dict[f"{p}.attn.b_V"] + torch.einsum("d, h d k -> h k", state_dict[f"{p}.ln1.b"], state_dict[f"{p}.attn.W_V"])
+    b_O = state_dict[f"{p}.attn.b_O"]
+    return b_O - b_O.mean() + torch.einsum("h k, h k d -> d", b_V, state_dict[f"{p}.attn.W_O"])
+
+
+def correct_logprobs__max_logprob(logprobs, labels):  # the model's favourite shift, not the label's
+    return logprobs.max(-1).values
