@@ -133,6 +133,14 @@ class Case:
         return f"({', '.join(parts)})"
 
 
+@dataclasses.dataclass
+class SeededCase(Case):
+    """A case whose judgement needs data the learner never saw: `seed` picks the fresh dataset (drawn from the
+    check's seed, so a check run twice with one seed judges on the same data)."""
+
+    seed: int = 0
+
+
 def _short(value: Any, limit: int = 60) -> str:
     if isinstance(value, torch.Tensor):
         return f"tensor(shape={tuple(value.shape)}, dtype={value.dtype})"

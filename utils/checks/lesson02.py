@@ -9,7 +9,7 @@ import torch
 
 from ..data import LETTERS, load_word_table
 from ..model import weights_path
-from .core import Case, Exercise, Mistake, Ref, _build_ref, compare_values, make_test, reference, register
+from .core import Case, Exercise, Mistake, Ref, _build_ref, make_test, reference, register
 
 R = "lesson02"
 

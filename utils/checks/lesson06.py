@@ -6,7 +6,7 @@ import re
 
 import torch
 
-from .core import Case, Exercise, Mistake, Ref, make_test, reference, register
+from .core import Case, Exercise, Mistake, make_test, reference, register
 
 R = "lesson06"
 

@@ -14,7 +14,7 @@ import random
 
 import torch
 
-from .core import Case, Exercise, make_test, reference, register, verdict_problem
+from .core import Case, Exercise, SeededCase, make_test, reference, register, verdict_problem
 
 R = "lesson06_judgement"
 
@@ -98,9 +98,11 @@ CONTROL_SIZE = 300
 
 def _control_cases(seed: int) -> list[Case]:
     claims = list(CONTROL_CLAIMS)
-    random.Random(seed).shuffle(claims)
-    return [Case(claim, label=f"claim: at position {claim[2]}, the {CONTROL_CLAIMS[claim][0]} model's prediction "
-                              f"rests on head {claim[0]}, not on head {claim[1]}") for claim in claims]
+    rng = random.Random(seed)
+    rng.shuffle(claims)
+    return [SeededCase(claim, label=f"claim: at position {claim[2]}, the {CONTROL_CLAIMS[claim][0]} model's "
+                                    f"prediction rests on head {claim[0]}, not on head {claim[1]}",
+                       seed=rng.randrange(1, 2**31)) for claim in claims]
 
 
 def _effect_minus_control(mode: str, claim: tuple, control: dict, seed: int):
@@ -137,7 +139,7 @@ def _control_compare(expected: dict, got, case: Case) -> str | None:
     if (control["component"], control["position"]) == (head, position):
         return "that is the intervention itself, not a control"
     true_mode, false_mode = CONTROL_CLAIMS[tuple(case.args)]
-    seed = random.randrange(1, 2**31)
+    seed = case.seed  # fresh data the learner never saw, the same for every run of this check's seed
     on_true = _effect_minus_control(true_mode, case.args, control, seed)
     if on_true.value <= Z * on_true.se:
         return (f"on a fresh {true_mode} dataset the claim is true, yet your control costs as much as the effect "

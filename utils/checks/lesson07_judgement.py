@@ -14,13 +14,12 @@ processes; `compare` runs in the grader's own process.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 
 import torch
 
-from .core import Case, Exercise, Ref, _build_ref, make_test, reference, register
+from .core import Case, Exercise, Ref, SeededCase, _build_ref, make_test, reference, register
 
 R = "lesson07_judgement"
 BASELINE = (1, 1, 1, 1)
@@ -28,12 +27,6 @@ TAKEN = (1, 1, 3, 1)  # the lesson's own example of a falsifying pattern: the ex
 CHECK_SIZE = 400  # fresh sequences per check: enough that a real falsification stands at several standard errors
 SEQ_LEN = 16  # the first four words: loss recovered lives at the first word (lesson 07, section 3)
 
-
-@dataclasses.dataclass
-class SeededCase(Case):
-    """A case whose judgement needs data the learner never saw: `seed` picks the fresh dataset."""
-
-    seed: int = 0
 
 
 # ---------------------------------------------------------------------------------------------------------
