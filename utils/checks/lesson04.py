@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..data import CodeBreakingDataset
-from .core import Case, Exercise, Mistake, Ref, make_test, reference, register
+from .core import Case, Exercise, Mistake, Ref, _build_ref, make_test, reference, register
 
 R = "lesson04"
 
@@ -19,7 +21,26 @@ def _dla_cases(seed: int) -> list[Case]:
         W_U = torch.randn(48, 26, generator=g)
         labels = torch.randint(0, 26, (batch,), generator=g)
         cases.append(Case((components, scale, W_U, labels), label=f"random components, batch {batch}, seq {seq}"))
+    cases.append(Case(_course_dla_inputs(seed), label=f"the easy model's components, cache['scale'], W_U and labels on "
+                                                      f"{COURSE_DLA_SIZE} sequences (built as notebook 04 builds them)"))
     return cases
+
+
+COURSE_DLA_SIZE = 100  # sequences: notebook 04 uses 1,000; the same construction on fewer keeps the check fast
+
+
+@functools.lru_cache(maxsize=2)
+def _course_dla_inputs(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(components, scale, W_U, labels) as notebook 04 calls dla_correct: the easy model's cached run on a dataset,
+    its residual components (analysis.residual_components), its final LayerNorm scale and its unembedding."""
+    from ..analysis import residual_components
+
+    model = _build_ref(Ref("model", "easy"))
+    dataset = CodeBreakingDataset("easy", size=COURSE_DLA_SIZE, seed=seed)
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(dataset.toks)
+        return (residual_components(cache).clone(), cache["scale"].clone(), model.W_U.detach().clone(),
+                dataset.labels.clone())
 
 
 def _random_pattern(g: torch.Generator, batch: int, heads: int, seq: int) -> torch.Tensor:

@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
+import einops
 import torch
 
-from .core import Case, Exercise, Mistake, Ref, make_test, reference, register
+from .core import Case, Exercise, Mistake, Ref, _build_ref, make_test, reference, register
 
 R = "lesson06"
+COURSE_WINDOWS = 1000  # notebook 06's hard dataset: CodeBreakingDataset("hard", size=1000, seed=0)
+
+
+@functools.lru_cache(maxsize=1)
+def course_letter_freqs() -> torch.Tensor:
+    """Notebook 06's letter frequencies: those of the training corpus (float64)."""
+    from ..data import letter_frequencies, load_corpus
+
+    return letter_frequencies(load_corpus(split="train"))
+
+
+@functools.lru_cache(maxsize=1)
+def course_hard_run() -> dict[str, torch.Tensor]:
+    """What notebook 06 computes on its hard dataset: the tokens, labels, the hard model's probabilities and its
+    attention patterns (layer 0 and 1), and the letter-frequency baseline's probabilities."""
+    from ..bayes import letter_frequency_logprobs
+    from ..data import CodeBreakingDataset
+
+    hard = CodeBreakingDataset("hard", size=COURSE_WINDOWS, seed=0)
+    model = _build_ref(Ref("model", "hard"))
+    with torch.inference_mode():
+        logits, cache = model.run_with_cache(hard.toks)
+        run = {"toks": hard.toks.clone(), "labels": hard.labels.clone(), "probs": logits.softmax(-1).clone(),
+               "pattern0": cache["pattern", 0].clone(), "pattern1": cache["pattern", 1].clone()}
+    run["baseline_probs"] = letter_frequency_logprobs(hard.toks, course_letter_freqs()).exp()
+    return run
 
 
 def _random_freqs(g: torch.Generator) -> torch.Tensor:
@@ -25,6 +53,9 @@ def _baseline_cases(seed: int) -> list[Case]:
         cases.append(Case((toks, _random_freqs(g)), label=f"random tokens [{batch}, {seq}] (ids < {vocab}), random letter frequencies"))
     toks = torch.randint(0, 36, (4, 12), generator=g)
     cases.append(Case((toks, _random_freqs(g).float()), label="random tokens [4, 12], float32 letter frequencies"))
+    # as notebook 06 calls it: its 1,000 hard windows and the training corpus's letter frequencies
+    cases.append(Case((course_hard_run()["toks"], course_letter_freqs()),
+                      label="notebook 06's hard dataset (1,000 windows), the training corpus's letter frequencies"))
     return cases
 
 
@@ -48,7 +79,23 @@ def _nonletter_cases(seed: int) -> list[Case]:
         pattern = scores.masked_fill(~causal, float("-inf")).softmax(-1)
         toks = torch.randint(0, 36, (batch, seq), generator=g)
         cases.append(Case((pattern, toks), label=f"random causal patterns [{batch}, {heads}, {seq}, {seq}], random hard tokens"))
-    return cases
+    return cases + _course_nonletter_cases(seed)
+
+
+def _course_nonletter_cases(seed: int, size: int = 200) -> list[Case]:
+    """As notebook 06 calls it: the hard model's patterns (each layer) on its hard windows, and the uniform causal
+    pattern on all 1,000 windows (the chance level; the course asserts it lies between 0.20 and 0.26). `size`
+    windows of the 1,000, drawn by the seed, keep the check fast."""
+    run = course_hard_run()
+    pick = torch.randperm(COURSE_WINDOWS, generator=torch.Generator().manual_seed(seed))[:size]
+    seq = run["toks"].shape[1]
+    uniform = torch.ones(seq, seq).tril()
+    uniform = einops.repeat(uniform / uniform.sum(-1, keepdim=True), "dest src -> batch 1 dest src", batch=COURSE_WINDOWS)
+    return [
+        *(Case((run[f"pattern{layer}"][pick], run["toks"][pick]),
+               label=f"the hard model's layer-{layer} patterns on {size} of notebook 06's windows") for layer in (0, 1)),
+        Case((uniform, run["toks"]), label="uniform causal attention [1000, 1, 32, 32] on notebook 06's windows (the chance level)"),
+    ]
 
 
 BASELINE_MISTAKES = (
