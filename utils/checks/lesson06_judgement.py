@@ -14,7 +14,7 @@ import random
 
 import torch
 
-from .core import Case, Exercise, make_test, reference, register, verdict_problem
+from .core import Case, Exercise, Mistake, make_test, reference, register, verdict_problem
 from .lesson06 import course_hard_run
 
 R = "lesson06_judgement"
@@ -89,6 +89,18 @@ def _ece_compare(expected: dict, got, case: Case) -> str | None:
 register(Exercise(
     "ece_difference_verdict", "06", reference(R, "ece_difference_verdict"), _ece_cases, kind="judgement",
     compare=_ece_compare, points=2,
+    mistakes=(
+        Mistake("predictions_resampled", "your bootstrap resamples single predictions, as if the 32 predictions of a "
+                "window were independent; they are not (a window is easy or hard as a whole), so resample whole "
+                "windows."),
+        Mistake("unpaired", "your standard error combines the two predictors' errors as if they came from different "
+                "windows (separate resamples); both were measured on the same windows, so resample the difference "
+                "with one draw of windows for both."),
+        Mistake("baseline_minus_model", "the difference is ECE(baseline) - ECE(model); the exercise asks for "
+                "ECE(model) - ECE(baseline)."),
+        Mistake("signed_verdict", "your verdict compares the signed difference with 2 SE, so a difference far below "
+                "zero is called not real; compare its size (the absolute value)."),
+    ),
     hint="Think about which predictions are independent of each other, and what a bootstrap resample must redraw.",
 ))
 

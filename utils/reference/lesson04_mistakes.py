@@ -172,3 +172,30 @@ def attention_slot_shares__summed_over_batch(pattern):
 
 def loss_per_position__summed_over_batch(logits, labels):
     return -eindex(logits.log_softmax(-1), labels, 'b s [b]').sum(0)
+
+
+# shares_differ(dla, group_a, group_b) (a judgement exercise: the error of a difference of shares, and the verdict)
+
+
+def _share_verdict(difference: float, se: float) -> dict:
+    return {"difference": float(difference), "se": float(se), "real": bool(abs(difference) > 2 * se)}
+
+
+def shares_differ__independent_errors(dla, group_a, group_b):
+    from ..attribution import share_estimates
+
+    est = share_estimates(dla, {"a": group_a, "b": group_b})
+    return _share_verdict(est["a"].value - est["b"].value, (est["a"].se ** 2 + est["b"].se ** 2) ** 0.5)
+
+
+def shares_differ__b_minus_a(dla, group_a, group_b):
+    from .lesson04_judgement import shares_differ
+
+    return shares_differ(dla, group_b, group_a)
+
+
+def shares_differ__se_of_group_a(dla, group_a, group_b):
+    from ..attribution import group_share, share_estimates
+
+    est = share_estimates(dla, {"a": group_a})["a"]
+    return _share_verdict(float(group_share(dla, group_a) - group_share(dla, group_b)), est.se)

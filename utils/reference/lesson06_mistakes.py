@@ -181,3 +181,49 @@ def loss_by_letters_seen__current_letter_not_counted(logprobs_correct, toks, max
         if sel.any():
             out[n] = -logprobs_correct[sel].mean()
     return out
+
+
+# ece_difference_verdict(model_probs, baseline_probs, labels) (a judgement exercise: the error and the verdict)
+
+
+def _ece_verdict(difference: float, se: float, z: float = 2.0, signed: bool = False) -> dict:
+    real = (difference if signed else abs(difference)) > z * se
+    return {"difference": float(difference), "se": float(se), "real": bool(real)}
+
+
+def _ece_bins(model_probs, baseline_probs, labels):
+    from ..calibration import per_sequence_bins
+
+    return per_sequence_bins(model_probs, labels), per_sequence_bins(baseline_probs, labels)
+
+
+def ece_difference_verdict__predictions_resampled(model_probs, baseline_probs, labels):
+    from ..calibration import ece_difference
+
+    seq = model_probs.shape[1]
+    flat = lambda p: p.reshape(-1, 1, p.shape[-1])  # noqa: E731  (each prediction its own "window")
+    a, b = _ece_bins(flat(model_probs), flat(baseline_probs), labels.repeat_interleave(seq))
+    est = ece_difference(a, b, n_boot=200)
+    return _ece_verdict(est.value, est.se)
+
+
+def ece_difference_verdict__unpaired(model_probs, baseline_probs, labels):
+    from ..calibration import cluster_bootstrap, ece_of_sums
+
+    a, b = _ece_bins(model_probs, baseline_probs, labels)
+    value = (ece_of_sums(a.sum(0)) - ece_of_sums(b.sum(0))).item()
+    se_a, se_b = (ece_of_sums(cluster_bootstrap(x, seed=s)).std().item() for x, s in ((a, 0), (b, 1)))
+    return _ece_verdict(value, (se_a ** 2 + se_b ** 2) ** 0.5)
+
+
+def ece_difference_verdict__baseline_minus_model(model_probs, baseline_probs, labels):
+    from .lesson06_judgement import ece_difference_verdict
+
+    return ece_difference_verdict(baseline_probs, model_probs, labels)
+
+
+def ece_difference_verdict__signed_verdict(model_probs, baseline_probs, labels):
+    from .lesson06_judgement import ece_difference_verdict
+
+    out = ece_difference_verdict(model_probs, baseline_probs, labels)
+    return _ece_verdict(out["difference"], out["se"], signed=True)

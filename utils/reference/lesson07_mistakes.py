@@ -10,6 +10,7 @@ from eindex import eindex
 
 from ..causal import KV_HOOKS, SPACE
 from . import lesson07 as ref
+from . import lesson07_judgement as judged
 
 
 # prefix_match_weights ----------------------------------------------------------------------------------------
@@ -132,3 +133,45 @@ def prefix_match_weights__excludes_itself(word_toks, word_probs, n_keep):
     return (w / w.sum(-1, keepdim=True)).nan_to_num(0.0)
 
 
+
+
+# difference_is_real(loss_a, loss_b) (a judgement exercise: the verdict and the error behind it) -----------------
+
+
+def _verdict(difference: float, se: float, z: float = 2.0, signed: bool = False) -> dict:
+    real = (difference if signed else abs(difference)) > z * se
+    return {"difference": float(difference), "se": float(se), "real": bool(real)}
+
+
+def _per_sequence(loss):
+    return loss.double().mean(-1)
+
+
+def difference_is_real__tokens_as_independent(loss_a, loss_b):
+    per_token = (loss_a - loss_b).double().flatten()
+    return _verdict(per_token.mean(), per_token.std() / per_token.numel() ** 0.5)
+
+
+def difference_is_real__unpaired(loss_a, loss_b):
+    a, b = _per_sequence(loss_a), _per_sequence(loss_b)
+    n = len(a)
+    return _verdict(a.mean() - b.mean(), (a.var() / n + b.var() / n) ** 0.5)
+
+
+def difference_is_real__b_minus_a(loss_a, loss_b):
+    return judged.difference_is_real(loss_b, loss_a)
+
+
+def difference_is_real__signed_verdict(loss_a, loss_b):
+    out = judged.difference_is_real(loss_a, loss_b)
+    return _verdict(out["difference"], out["se"], signed=True)
+
+
+def difference_is_real__one_se(loss_a, loss_b):
+    out = judged.difference_is_real(loss_a, loss_b)
+    return _verdict(out["difference"], out["se"], z=1.0)
+
+
+def difference_is_real__sd_not_se(loss_a, loss_b):
+    per_sequence = (_per_sequence(loss_a) - _per_sequence(loss_b))
+    return _verdict(per_sequence.mean(), per_sequence.std())
