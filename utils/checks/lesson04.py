@@ -103,6 +103,14 @@ DLA_MISTAKES = (
     Mistake("multiplies_by_scale", "the components are multiplied by `scale`; the final LayerNorm divides by it."),
     Mistake("no_scale", "`scale` is not used: the final LayerNorm divides every position by its scale."),
     Mistake("mean_over_positions", "the mean is removed over positions (dim 2) instead of over the batch (dim 1)."),
+    Mistake("scaled_before_centring", "the batch mean is taken after dividing by `scale`; the text subtracts each "
+                                      "component's batch mean from its output first, then divides by scale."),
+    Mistake("centred_after_projecting", "the batch mean is removed after reading each sequence's correct-shift "
+                                        "logit, whose direction differs from sequence to sequence; remove the "
+                                        "component's batch mean from its output vectors before projecting."),
+    Mistake("mean_over_batch_and_positions", "the mean you subtract is over the batch and the positions together "
+                                             "(dims 1 and 2); the text takes it over the batch only, at each "
+                                             "position."),
 )
 SLOT_MISTAKES = (
     Mistake("swapped_slots", "your [h, d, k] is the reference's [h, k, d]: the first slot index is the destination's "
@@ -112,6 +120,8 @@ SLOT_MISTAKES = (
     Mistake("summed_over_destinations", "the destinations of a slot are summed, not averaged: each row should sum to 1."),
     Mistake("mean_over_sources", "the sources of a slot are averaged; the share is the sum of the attention on them."),
     Mistake("summed_over_batch", "the shares are summed over the batch instead of averaged: each row should sum to 1."),
+    Mistake("destination_excluded", "the attention of a destination on itself is left out; the text counts "
+                                    "sources in any slot, the destination itself included (each row sums to 1)."),
 )
 LOSS_MISTAKES = (
     Mistake("averaged_over_positions", "you average over positions too; keep one loss per position (mean over the "
@@ -121,6 +131,10 @@ LOSS_MISTAKES = (
     Mistake("no_minus_sign", "the sign is flipped: cross-entropy is minus the log-prob of the correct shift."),
     Mistake("batch_kept", "the loss is averaged over positions instead of over the batch: the result needs one value per position, not one per sequence."),
     Mistake("summed_over_batch", "the losses are summed over the batch, not averaged: the mean over the batch is asked for."),
+    Mistake("log_softmax_over_batch", "the log-softmax is taken over the batch (dim 0); it normalises over the 26 "
+                                      "shifts (the last dim)."),
+    Mistake("log_softmax_over_positions", "the log-softmax is taken over positions (dim 1); it normalises over the "
+                                          "26 shifts (the last dim)."),
 )
 ABLATION_MISTAKES = (
     Mistake("mean_over_positions_too", "the mean ablation averages over positions as well; the text asks for the "
@@ -130,6 +144,9 @@ ABLATION_MISTAKES = (
     Mistake("layer_and_head_swapped", "layer and head are swapped in the hook name / index."),
     Mistake("ignores_model", "your function does not use the `model` it is given (it gives the easy model's logits "
                              "for the medium model): use the argument, not a global variable."),
+    Mistake("ablates_values", "your hook replaces the head's values (hook_v), not its z: for \"mean\" the mean "
+                              "of the values is not the mean of z (z mixes them with this input's attention). "
+                              "Hook blocks.{layer}.attn.hook_z."),
 )
 LOSS_CHANGE_MISTAKES = (
     Mistake("flipped_sign", "the sign is flipped: ablated loss minus clean loss (positive when the head helped)."),
@@ -137,6 +154,10 @@ LOSS_CHANGE_MISTAKES = (
     Mistake("ignores_method", "`method` is ignored: pass it on to the ablation."),
     Mistake("ignores_model", "your function does not use the `model` it is given: use the argument (and its "
                              "n_layers / n_heads), not a global variable."),
+    Mistake("layers_and_heads_swapped", "your entry [l, h] holds head h.l: the first index is the layer, the "
+                                        "second the head."),
+    Mistake("summed_over_batch", "the losses are summed over the batch, not averaged: each entry is a change in "
+                                 "the mean loss per sequence."),
 )
 
 register(Exercise("dla_correct", "04", reference(R, "dla_correct"), _dla_cases, points=2, mistakes=DLA_MISTAKES,

@@ -199,3 +199,51 @@ def shares_differ__se_of_group_a(dla, group_a, group_b):
 
     est = share_estimates(dla, {"a": group_a})["a"]
     return _share_verdict(float(group_share(dla, group_a) - group_share(dla, group_b)), est.se)
+
+
+# --- issue 19 (lessons 04-07): more classes from the exercise text ---
+
+
+def dla_correct__scaled_before_centring(components, scale, W_U, labels):
+    scaled = components / scale
+    return _project(scaled - scaled.mean(1, keepdim=True), W_U, labels)
+
+
+def dla_correct__centred_after_projecting(components, scale, W_U, labels):
+    raw = _project(components / scale, W_U, labels)
+    return raw - raw.mean(1, keepdim=True)
+
+
+def dla_correct__mean_over_batch_and_positions(components, scale, W_U, labels):
+    return _project((components - components.mean((1, 2), keepdim=True)) / scale, W_U, labels)
+
+
+def attention_slot_shares__destination_excluded(pattern):
+    seq = pattern.shape[-1]
+    return ref.attention_slot_shares(pattern * (1 - torch.eye(seq, dtype=pattern.dtype)))
+
+
+def loss_per_position__log_softmax_over_batch(logits, labels):
+    return -eindex(logits.log_softmax(0), labels, "batch seq [batch]").mean(0)
+
+
+def loss_per_position__log_softmax_over_positions(logits, labels):
+    return -eindex(logits.log_softmax(1), labels, "batch seq [batch]").mean(0)
+
+
+def ablated_logits__ablates_values(model, toks, layer, head, method="mean"):
+    def hook(v, hook):
+        v = v.clone()
+        v[:, :, head] = 0.0 if method == "zero" else v[:, :, head].mean(0, keepdim=True)
+        return v
+
+    with torch.inference_mode():
+        return model.run_with_hooks(toks, fwd_hooks=[(f"blocks.{layer}.attn.hook_v", hook)])
+
+
+def ablation_loss_change__layers_and_heads_swapped(model, toks, labels, method="mean"):
+    return ablation_loss_change(model, toks, labels, method).transpose(0, 1).contiguous()
+
+
+def ablation_loss_change__summed_over_batch(model, toks, labels, method="mean"):
+    return ablation_loss_change(model, toks, labels, method) * toks.shape[0]
