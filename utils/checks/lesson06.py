@@ -105,6 +105,11 @@ BASELINE_MISTAKES = (
                                        "sequence."),
     Mistake("not_normalised", "the scores are not normalised over the 26 shifts (they are not log-probs yet)."),
     Mistake("input_dtype", "the result has letter_freqs' dtype; the text asks for float64 whatever that dtype."),
+    Mistake("excludes_current_token", "the evidence at a position leaves out that position's own token; \"tokens so "
+                                      "far\" includes it (the cumulative sum up to and including it)."),
+    Mistake("probabilities", "the values are probabilities; the text asks for log-probs (log_softmax)."),
+    Mistake("normalised_over_positions", "the log-softmax runs over positions (dim 1); normalise over the 26 shifts "
+                                         "(the last dim)."),
 )
 LETTERS_MISTAKES = (
     Mistake("counts_before_the_position", "the letter count leaves out the current position; it is the count up to "
@@ -119,9 +124,15 @@ LETTERS_MISTAKES = (
 NONLETTER_MISTAKES = (
     Mistake("destination_mask", "you mark the destinations that are non-letters; the share is over the *source* tokens."),
     Mistake("mean_over_sources", "the attention on the marked sources is averaged; the share is their sum."),
-    Mistake("space_only", "only spaces are counted: every id >= 26 (newline, punctuation) is a non-letter."),
+    Mistake("space_only", "only spaces (id 27) are counted: every id >= 26 (newline, punctuation) is a non-letter."),
     Mistake("letters", "you count the attention on letters (ids < 26); the share is on non-letters."),
-    Mistake("spaces_only", "only the space (id 26) counts as a non-letter: newlines and punctuation (ids 27 and up) do too."),
+    Mistake("spaces_only", "only the newline (id 26) counts as a non-letter: spaces and punctuation (ids 27 and up) do "
+                           "too."),
+    Mistake("space_not_counted", "the space (id 27) is not counted as a non-letter; every id >= 26 is one."),
+    Mistake("newline_not_counted", "the newline (id 26) is not counted as a non-letter (ids > 26 instead of >= 26): "
+                                   "every id >= 26 is one."),
+    Mistake("summed_over_destinations", "the shares are summed over destinations, not averaged: each head's share "
+                                        "is a fraction, averaged over the batch and the destinations."),
 )
 
 register(Exercise("frequency_baseline_logprobs", "06", reference(R, "frequency_baseline_logprobs"), _baseline_cases,

@@ -227,3 +227,32 @@ def ece_difference_verdict__signed_verdict(model_probs, baseline_probs, labels):
 
     out = ece_difference_verdict(model_probs, baseline_probs, labels)
     return _ece_verdict(out["difference"], out["se"], signed=True)
+
+
+# --- issue 19 (lessons 04-07): more classes from the exercise text ---
+
+
+def frequency_baseline_logprobs__excludes_current_token(toks, letter_freqs):
+    evidence = torch.cumsum(_evidence(toks, letter_freqs), dim=1)
+    before = torch.cat([torch.zeros_like(evidence[:, :1]), evidence[:, :-1]], dim=1)
+    return before.log_softmax(-1)
+
+
+def frequency_baseline_logprobs__probabilities(toks, letter_freqs):
+    return frequency_baseline_logprobs(toks, letter_freqs).exp()
+
+
+def frequency_baseline_logprobs__normalised_over_positions(toks, letter_freqs):
+    return torch.cumsum(_evidence(toks, letter_freqs), dim=1).log_softmax(1)
+
+
+def nonletter_attention_share__space_not_counted(pattern, toks):
+    return (pattern * (toks > 27)[:, None, None, :] + pattern * (toks == 26)[:, None, None, :]).sum(-1).mean((0, 2))
+
+
+def nonletter_attention_share__newline_not_counted(pattern, toks):
+    return (pattern * (toks > 26)[:, None, None, :]).sum(-1).mean((0, 2))
+
+
+def nonletter_attention_share__summed_over_destinations(pattern, toks):
+    return (pattern * (toks >= 26)[:, None, None, :]).sum(-1).sum(2).mean(0)
