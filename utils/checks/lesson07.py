@@ -113,7 +113,14 @@ register(Exercise(
     mistakes=(
         Mistake("first_letter", "p(correct) is read after the first letter, not after the whole word."),
         Mistake("rotated_backwards", "the words are encoded with -s but p is read at shift s."),
-        Mistake("logits_not_probs", "the values are logits (or log-probs), not probabilities."),
+        Mistake("logits_not_probs", "the values are log-probs (log_softmax), not probabilities."),
+        Mistake("second_letter", "p(correct) is read after the second letter (position 1), not after the whole word "
+                                 "(position 2)."),
+        Mistake("raw_logits", "the values are the raw logits; the text asks for probabilities (softmax over the 26 "
+                              "shifts)."),
+        Mistake("top_shift_prob", "you read the probability of the most likely shift; the text asks for the "
+                                  "probability of the correct shift s of each encoding."),
+        Mistake("float64", "the result is float64; the text asks for float32."),
     ),
 ))
 

@@ -175,3 +175,29 @@ def difference_is_real__one_se(loss_a, loss_b):
 def difference_is_real__sd_not_se(loss_a, loss_b):
     per_sequence = (_per_sequence(loss_a) - _per_sequence(loss_b))
     return _verdict(per_sequence.mean(), per_sequence.std())
+
+
+# word_rotation_probs: more classes from the exercise text (issue 19)
+
+
+def word_rotation_probs__second_letter(model, word_toks):
+    probs, shifts = _rotated_probs(model, word_toks, 1)
+    return eindex(probs[:, :, 1], shifts, "w s [s]")
+
+
+def word_rotation_probs__raw_logits(model, word_toks):
+    shifts = torch.arange(26)
+    rotated = (word_toks[:, None, :] + shifts[None, :, None]) % 26
+    with torch.inference_mode():
+        logits = model(einops.rearrange(rotated, "w s c -> (w s) c"))
+    logits = einops.rearrange(logits, "(w s) p shift -> w s p shift", s=26)
+    return eindex(logits[:, :, 2], shifts, "w s [s]")
+
+
+def word_rotation_probs__top_shift_prob(model, word_toks):
+    probs, _ = _rotated_probs(model, word_toks, 1)
+    return probs[:, :, 2].max(-1).values
+
+
+def word_rotation_probs__float64(model, word_toks):
+    return ref.word_rotation_probs(model, word_toks).double()
