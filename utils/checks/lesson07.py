@@ -88,6 +88,11 @@ register(Exercise(
                                       "dataset's word probabilities."),
         Mistake("matches_last_letters", "the match compares the last letters of the words, not the first n_keep."),
         Mistake("excludes_itself", "word i is left out of its own row: it shares its first n_keep letters with itself and may be redrawn."),
+        Mistake("one_letter_too_many", "the match compares the first n_keep + 1 letters; a replacement keeps only the "
+                                       "first n_keep (an off-by-one in the slice)."),
+        Mistake("any_letter_matches", "a word matches when any of the first n_keep letters agree; all of them must "
+                                      "(reduce the comparison with all, not any)."),
+        Mistake("float32", "the result is float32; the text asks for a float64 matrix."),
     ),
 ))
 
@@ -103,6 +108,9 @@ register(Exercise(
         Mistake("no_mask_patches_nothing", "without a mask (mask=None, the default, as lesson 07 calls it) nothing is "
                                            "patched: None means every position."),
         Mistake("values_only", "only the values are patched: the keys at the masked positions are still the clean ones."),
+        Mistake("mask_inverted", "the patch is applied where the mask is False; it goes where the mask is True."),
+        Mistake("keys_and_values_swapped", "new_k goes into the values and new_v into the keys: hook_k takes new_k, "
+                                           "hook_v takes new_v."),
     ),
 ))
 

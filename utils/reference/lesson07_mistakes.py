@@ -201,3 +201,34 @@ def word_rotation_probs__top_shift_prob(model, word_toks):
 
 def word_rotation_probs__float64(model, word_toks):
     return ref.word_rotation_probs(model, word_toks).double()
+
+
+# prefix_match_weights, run_with_patched_kv: more classes from the exercise text (issue 19)
+
+
+def _prefix_rows(same, word_probs):
+    weights = same.to(word_probs.dtype) * word_probs[None, :]
+    return weights / weights.sum(-1, keepdim=True)
+
+
+def prefix_match_weights__one_letter_too_many(word_toks, word_probs, n_keep):
+    k = n_keep + 1
+    return _prefix_rows((word_toks[:, None, :k] == word_toks[None, :, :k]).all(-1), word_probs)
+
+
+def prefix_match_weights__any_letter_matches(word_toks, word_probs, n_keep):
+    same = (word_toks[:, None, :n_keep] == word_toks[None, :, :n_keep]).any(-1) | (n_keep == 0)
+    return _prefix_rows(same, word_probs)
+
+
+def prefix_match_weights__float32(word_toks, word_probs, n_keep):
+    return ref.prefix_match_weights(word_toks, word_probs, n_keep).float()
+
+
+def run_with_patched_kv__mask_inverted(model, toks, new_k, new_v, mask=None):
+    mask = torch.ones(toks.shape[1], dtype=torch.bool) if mask is None else mask
+    return ref.run_with_patched_kv(model, toks, new_k, new_v, ~mask.bool())
+
+
+def run_with_patched_kv__keys_and_values_swapped(model, toks, new_k, new_v, mask=None):
+    return ref.run_with_patched_kv(model, toks, new_v, new_k, mask)
