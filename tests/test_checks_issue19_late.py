@@ -135,3 +135,76 @@ def test_a_verdict_rule_off_by_a_little_is_not_misnamed():
             check("difference_is_real", three_se, seed=seed)
         except CheckFailed as e:
             assert "Likely mistake" not in str(e)
+
+
+# --- 3. code exercises: the classes of the exercise text (axis, sign, off-by-one, missing term, type) -------------
+
+
+CODE_MISTAKES = [
+    ("dla_correct", "scaled_before_centring"),
+    ("dla_correct", "centred_after_projecting"),
+    ("dla_correct", "mean_over_batch_and_positions"),
+    ("attention_slot_shares", "destination_excluded"),
+    ("loss_per_position", "log_softmax_over_batch"),
+    ("loss_per_position", "log_softmax_over_positions"),
+    ("ablated_logits", "ablates_values"),
+    ("ablation_loss_change", "layers_and_heads_swapped"),
+    ("ablation_loss_change", "summed_over_batch"),
+    ("ov_correct_logits", "multiplies_ln_scale"),
+    ("qk_pattern", "diagonal_masked"),
+    ("qk_pattern", "masked_after_softmax"),
+    ("qk_pattern", "masked_with_zero"),
+    ("frequency_baseline_logprobs", "excludes_current_token"),
+    ("frequency_baseline_logprobs", "probabilities"),
+    ("frequency_baseline_logprobs", "normalised_over_positions"),
+    ("nonletter_attention_share", "space_not_counted"),
+    ("nonletter_attention_share", "newline_not_counted"),
+    ("nonletter_attention_share", "summed_over_destinations"),
+    ("prefix_match_weights", "one_letter_too_many"),
+    ("prefix_match_weights", "any_letter_matches"),
+    ("prefix_match_weights", "float32"),
+    ("run_with_patched_kv", "mask_inverted"),
+    ("run_with_patched_kv", "keys_and_values_swapped"),
+    ("word_rotation_probs", "second_letter"),
+    ("word_rotation_probs", "raw_logits"),
+    ("word_rotation_probs", "top_shift_prob"),
+    ("word_rotation_probs", "float64"),
+]
+
+
+@pytest.mark.parametrize("name, mistake", CODE_MISTAKES)
+def test_code_mistake_is_named(name, mistake):
+    diagnoses(name, catalogued(name, mistake), mistake)
+
+
+# --- 4. each message names the cause every code that produces that output has --------------------------------
+
+
+def test_query_bias_alone_is_named_without_claiming_the_key_bias_is_missing():
+    """The key bias adds the same score to every source of a destination: a pattern without b_Q (b_K kept) is the
+    pattern without both, so the message may only say that b_Q is missing."""
+    from utils.reference import lesson05 as r5
+
+    message = diagnoses("qk_pattern", lambda q, k, WQ, bQ, WK, bK: r5.qk_pattern(q, k, WQ, 0 * bQ, WK, bK), "no_biases")
+    assert "b_Q is missing" in message and "b_Q and b_K are missing" not in message
+    accepts("qk_pattern", lambda q, k, WQ, bQ, WK, bK: r5.qk_pattern(q, k, WQ, bQ, WK, 0 * bK))  # b_K cannot matter
+
+
+def test_nonletter_messages_name_the_right_ids():
+    """In the hard vocabulary id 26 is the newline and id 27 the space."""
+    from utils.data import VOCAB_HARD
+
+    assert VOCAB_HARD[26] == "\n" and VOCAB_HARD[27] == " "
+    newline_only = diagnoses("nonletter_attention_share", lambda p, t: (p * (t == 26)[:, None, None, :]).sum(-1).mean((0, 2)),
+                             "spaces_only")
+    assert "only the newline (id 26)" in newline_only
+    space_only = diagnoses("nonletter_attention_share", lambda p, t: (p * (t == 27)[:, None, None, :]).sum(-1).mean((0, 2)),
+                           "space_only")
+    assert "only spaces (id 27)" in space_only
+
+
+def test_log_probs_are_named_log_probs_and_logits_logits():
+    from utils.reference import lesson07 as r7
+
+    message = diagnoses("word_rotation_probs", lambda m, w: r7.word_rotation_probs(m, w).log(), "logits_not_probs")
+    assert "raw logits" not in message
