@@ -120,6 +120,11 @@ LETTERS_MISTAKES = (
     Mistake("overflow_dropped", "counts above max_letters are dropped; they go into the last bucket."),
     Mistake("empty_bucket_zero", "an empty bucket is 0; the text asks for NaN."),
     Mistake("current_letter_not_counted", "the letter at the current position is not counted among the letters seen: the count includes it."),
+    Mistake("float32", "the result is float32; the text asks for a float64 tensor."),
+    Mistake("ignores_max_letters", "`max_letters` is ignored (always 26): the result has max_letters + 1 buckets, "
+                                   "the last one holding every count from max_letters up."),
+    Mistake("summed_not_averaged", "each bucket holds the sum of the losses; the text asks for their mean over the "
+                                   "bucket's (sequence, position) pairs."),
 )
 NONLETTER_MISTAKES = (
     Mistake("destination_mask", "you mark the destinations that are non-letters; the share is over the *source* tokens."),
@@ -211,6 +216,11 @@ register(Exercise(
                 "those entries should be NaN"),
         Mistake("accuracy_of_all_predictions", "the accuracy row is the same in every bin: it must be the accuracy "
                 "of the predictions in that bin only"),
+        Mistake("float32", "the table is float32; the text asks for float64"),
+        Mistake("ignores_n_bins", "`n_bins` is ignored (always 10 bins): the table has one column per bin of the "
+                "n_bins asked for"),
+        Mistake("accuracy_is_target_prob", "the accuracy row averages the probability of the target; accuracy is the "
+                "share of the bin's predictions whose top shift is the target"),
     ),
 ))
 

@@ -256,3 +256,43 @@ def nonletter_attention_share__newline_not_counted(pattern, toks):
 
 def nonletter_attention_share__summed_over_destinations(pattern, toks):
     return (pattern * (toks >= 26)[:, None, None, :]).sum(-1).sum(2).mean(0)
+
+
+def loss_by_letters_seen__float32(logprobs_correct, toks, max_letters=26):
+    return loss_by_letters_seen(logprobs_correct, toks, max_letters).float()
+
+
+def loss_by_letters_seen__ignores_max_letters(logprobs_correct, toks, max_letters=26):
+    return loss_by_letters_seen(logprobs_correct, toks, 26)
+
+
+def loss_by_letters_seen__summed_not_averaged(logprobs_correct, toks, max_letters=26):
+    n = (toks < 26).long().cumsum(1).clamp(max=max_letters).flatten()
+    total = torch.zeros(max_letters + 1, dtype=torch.float64).index_add_(0, n, -logprobs_correct.flatten().double())
+    count = torch.zeros(max_letters + 1, dtype=torch.float64).index_add_(0, n, torch.ones(n.shape, dtype=torch.float64))
+    return torch.where(count > 0, total, torch.nan)
+
+
+def reliability_bins__float32(probs, targets, n_bins=10):
+    from .lesson06 import reliability_bins
+
+    return reliability_bins(probs, targets, n_bins).float()
+
+
+def reliability_bins__ignores_n_bins(probs, targets, n_bins=10):
+    from .lesson06 import reliability_bins
+
+    return reliability_bins(probs, targets, 10)
+
+
+def reliability_bins__accuracy_is_target_prob(probs, targets, n_bins=10):
+    from .lesson06 import reliability_bins
+
+    table = reliability_bins(probs, targets, n_bins)
+    confidence = probs.double().max(-1).values
+    index = (confidence * n_bins).floor().long().clamp(0, n_bins - 1)
+    target_p = probs.double().gather(-1, targets.view(-1, 1)).squeeze(-1)
+    total = torch.zeros(n_bins, dtype=torch.float64).index_add(0, index, target_p)
+    count = torch.zeros(n_bins, dtype=torch.float64).index_add(0, index, torch.ones_like(target_p))
+    table[1] = total / count
+    return table
