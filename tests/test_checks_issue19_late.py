@@ -214,3 +214,14 @@ def test_log_probs_are_named_log_probs_and_logits_logits():
 
     message = diagnoses("word_rotation_probs", lambda m, w: r7.word_rotation_probs(m, w).log(), "logits_not_probs")
     assert "raw logits" not in message
+
+
+def test_letters_seen_by_position_is_named_as_counting_every_token():
+    """A bucket of position + 1 (every token counted as a letter) is named for that cause, not "one bucket"."""
+    from utils.circuits import loss_by_letters_seen
+
+    def by_position(logprobs_correct, toks, max_letters=26):
+        return loss_by_letters_seen(logprobs_correct, torch.zeros_like(toks), max_letters)
+
+    message = diagnoses("loss_by_letters_seen", by_position, "position_instead_of_letters")
+    assert "every token is counted as a letter" in message

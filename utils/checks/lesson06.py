@@ -114,8 +114,8 @@ BASELINE_MISTAKES = (
 LETTERS_MISTAKES = (
     Mistake("counts_before_the_position", "the letter count leaves out the current position; it is the count up to "
                                           "and including it."),
-    Mistake("position_instead_of_letters", "every position lands in one bucket: count letters (ids < 26) along the "
-                                           "sequence."),
+    Mistake("position_instead_of_letters", "every token is counted as a letter (the bucket is the position + 1): "
+                                           "count only the letters (ids < 26) along the sequence."),
     Mistake("mean_logprob", "the sign is flipped: the loss is minus the log-prob."),
     Mistake("overflow_dropped", "counts above max_letters are dropped; they go into the last bucket."),
     Mistake("empty_bucket_zero", "an empty bucket is 0; the text asks for NaN."),
