@@ -154,6 +154,8 @@ CODE_MISTAKES = [
     ("qk_pattern", "diagonal_masked"),
     ("qk_pattern", "masked_after_softmax"),
     ("qk_pattern", "masked_with_zero"),
+    ("qk_pattern", "scores_transposed"),
+    ("ov_correct_logits", "no_scales"),
     ("frequency_baseline_logprobs", "excludes_current_token"),
     ("frequency_baseline_logprobs", "probabilities"),
     ("frequency_baseline_logprobs", "normalised_over_positions"),

@@ -55,6 +55,8 @@ OV_MISTAKES = (
                          "correct shift labels[b]."),
     Mistake("multiplies_final_scale", "the output is multiplied by final_scale: the final LayerNorm divides by it."),
     Mistake("multiplies_ln_scale", "resid is multiplied by `ln_scale`; the layer's LayerNorm divides by it."),
+    Mistake("no_scales", "neither scale is used: the layer's LayerNorm divides resid by `ln_scale`, and the final "
+                         "LayerNorm divides the head's output by `final_scale`."),
 )
 QK_MISTAKES = (
     Mistake("no_mask", "sources later than the destination are not masked before the softmax."),
@@ -70,6 +72,8 @@ QK_MISTAKES = (
                                     "mask the scores (minus infinity) before the softmax."),
     Mistake("masked_with_zero", "the later sources get a score of 0, which softmax turns into weight; they need "
                                 "minus infinity to get exactly zero."),
+    Mistake("scores_transposed", "the score matrix is transposed (keys times queries): row d must hold "
+                                 "destination d's query against every source's key."),
 )
 register(Exercise("ov_correct_logits", "05", reference(R, "ov_correct_logits"), _ov_cases, points=2,
                   mistakes=OV_MISTAKES,

@@ -126,3 +126,12 @@ def qk_pattern__masked_after_softmax(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
 def qk_pattern__masked_with_zero(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
     scores = _scaled(q_resid, k_resid, W_Q, b_Q, W_K, b_K)
     return scores.masked_fill(~torch.ones(scores.shape[-2:], dtype=torch.bool).tril(), 0.0).softmax(-1)
+
+
+def ov_correct_logits__no_scales(resid, ln_scale, W_OV, W_U, final_scale, labels):
+    return ref.ov_correct_logits(resid, torch.ones_like(ln_scale), W_OV, W_U, 1.0, labels)
+
+
+def qk_pattern__scores_transposed(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+    scores = _scaled(q_resid, k_resid, W_Q, b_Q, W_K, b_K).transpose(-1, -2)
+    return _mask(scores).softmax(-1)
