@@ -147,6 +147,8 @@ ABLATION_MISTAKES = (
     Mistake("ablates_values", "your hook replaces the head's values (hook_v), not its z: for \"mean\" the mean "
                               "of the values is not the mean of z (z mixes them with this input's attention). "
                               "Hook blocks.{layer}.attn.hook_z."),
+    Mistake("methods_swapped", "the two methods are swapped: \"zero\" should set the head's z to 0 and \"mean\" to "
+                               "its batch mean at each position."),
 )
 LOSS_CHANGE_MISTAKES = (
     Mistake("flipped_sign", "the sign is flipped: ablated loss minus clean loss (positive when the head helped)."),

@@ -110,6 +110,8 @@ BASELINE_MISTAKES = (
     Mistake("probabilities", "the values are probabilities; the text asks for log-probs (log_softmax)."),
     Mistake("normalised_over_positions", "the log-softmax runs over positions (dim 1); normalise over the 26 shifts "
                                          "(the last dim)."),
+    Mistake("freqs_not_logged", "the evidence adds letter frequencies, not their logs: independent letters "
+                                "multiply their probabilities, so their log-probabilities add."),
 )
 LETTERS_MISTAKES = (
     Mistake("counts_before_the_position", "the letter count leaves out the current position; it is the count up to "

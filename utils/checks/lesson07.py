@@ -108,6 +108,8 @@ register(Exercise(
         Mistake("no_mask_patches_nothing", "without a mask (mask=None, the default, as lesson 07 calls it) nothing is "
                                            "patched: None means every position."),
         Mistake("values_only", "only the values are patched: the keys at the masked positions are still the clean ones."),
+        Mistake("queries_patched", "new_k is patched into the queries (hook_q); it replaces the keys (hook_k), and "
+                                   "the queries stay as they are."),
         Mistake("mask_inverted", "the patch is applied where the mask is False; it goes where the mask is True."),
         Mistake("keys_and_values_swapped", "new_k goes into the values and new_v into the keys: hook_k takes new_k, "
                                            "hook_v takes new_v."),

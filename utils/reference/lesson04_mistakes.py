@@ -247,3 +247,7 @@ def ablation_loss_change__layers_and_heads_swapped(model, toks, labels, method="
 
 def ablation_loss_change__summed_over_batch(model, toks, labels, method="mean"):
     return ablation_loss_change(model, toks, labels, method) * toks.shape[0]
+
+
+def ablated_logits__methods_swapped(model, toks, layer, head, method="mean"):
+    return ablated_logits(model, toks, layer, head, {"mean": "zero", "zero": "mean"}[method])

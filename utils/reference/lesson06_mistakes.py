@@ -296,3 +296,9 @@ def reliability_bins__accuracy_is_target_prob(probs, targets, n_bins=10):
     count = torch.zeros(n_bins, dtype=torch.float64).index_add(0, index, torch.ones_like(target_p))
     table[1] = total / count
     return table
+
+
+def frequency_baseline_logprobs__freqs_not_logged(toks, letter_freqs):
+    plain = (toks.unsqueeze(-1) - torch.arange(26)) % 26
+    evidence = torch.where((toks < 26).unsqueeze(-1), letter_freqs.double()[plain], 0.0)
+    return torch.cumsum(evidence, dim=1).log_softmax(-1)

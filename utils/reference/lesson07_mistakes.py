@@ -232,3 +232,12 @@ def run_with_patched_kv__mask_inverted(model, toks, new_k, new_v, mask=None):
 
 def run_with_patched_kv__keys_and_values_swapped(model, toks, new_k, new_v, mask=None):
     return ref.run_with_patched_kv(model, toks, new_v, new_k, mask)
+
+
+def run_with_patched_kv__queries_patched(model, toks, new_k, new_v, mask=None):
+    from ..causal import Q_HOOK
+
+    mask = torch.ones(toks.shape[1], dtype=torch.bool) if mask is None else mask
+    hooks = [(Q_HOOK, _where_hook(new_k, mask)), (KV_HOOKS[1], _where_hook(new_v, mask))]
+    with torch.inference_mode():
+        return model.run_with_hooks(toks, fwd_hooks=hooks)
