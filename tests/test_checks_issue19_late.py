@@ -230,3 +230,13 @@ def test_letters_seen_by_position_is_named_as_counting_every_token():
 
     message = diagnoses("loss_by_letters_seen", by_position, "position_instead_of_letters")
     assert "every token is counted as a letter" in message
+
+
+def test_loss_by_letters_seen_default_max_letters_is_a_case():
+    """The text names the default max_letters=26: a function whose default differs fails the case that omits it."""
+    from utils.circuits import loss_by_letters_seen
+
+    labels = [c.describe() for c in REGISTRY["loss_by_letters_seen"].cases(0)]
+    assert any("default (26)" in label for label in labels)
+    rejects("loss_by_letters_seen", lambda lp, toks, max_letters=32: loss_by_letters_seen(lp, toks, max_letters))
+    accepts("loss_by_letters_seen", lambda lp, toks, max_letters=26: loss_by_letters_seen(lp, toks, max_letters))

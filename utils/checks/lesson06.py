@@ -67,6 +67,9 @@ def _letters_cases(seed: int) -> list[Case]:
         toks[0, :3] = 26 + torch.arange(3)  # a sequence that opens with non-letters: bucket 0 is not empty
         logprobs_correct = -torch.rand(batch, seq, generator=g) * 4
         cases.append(Case((logprobs_correct, toks, max_letters), label=f"random hard tokens [{batch}, {seq}], max_letters={max_letters}"))
+    toks = torch.randint(0, 30, (30, 32), generator=g)  # mostly letters: counts run past 26 into the last bucket
+    cases.append(Case((-torch.rand(30, 32, generator=g) * 4, toks),
+                      label="random hard tokens [30, 32], max_letters left at its default (26)"))
     return cases
 
 
