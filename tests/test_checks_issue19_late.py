@@ -208,7 +208,7 @@ def test_nonletter_messages_name_the_right_ids():
     assert VOCAB_HARD[26] == "\n" and VOCAB_HARD[27] == " "
     newline_only = diagnoses("nonletter_attention_share", lambda p, t: (p * (t == 26)[:, None, None, :]).sum(-1).mean((0, 2)),
                              "spaces_only")
-    assert "only the newline (id 26)" in newline_only
+    assert "only id 26 counts" in newline_only and "id 26 is the newline" in newline_only
     space_only = diagnoses("nonletter_attention_share", lambda p, t: (p * (t == 27)[:, None, None, :]).sum(-1).mean((0, 2)),
                            "space_only")
     assert "only spaces (id 27)" in space_only

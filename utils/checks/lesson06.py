@@ -136,8 +136,8 @@ NONLETTER_MISTAKES = (
     Mistake("mean_over_sources", "the attention on the marked sources is averaged; the share is their sum."),
     Mistake("space_only", "only spaces (id 27) are counted: every id >= 26 (newline, punctuation) is a non-letter."),
     Mistake("letters", "you count the attention on letters (ids < 26); the share is on non-letters."),
-    Mistake("spaces_only", "only the newline (id 26) counts as a non-letter: spaces and punctuation (ids 27 and up) do "
-                           "too."),
+    Mistake("spaces_only", "only id 26 counts as a non-letter (id 26 is the newline, the space is 27): every id >= 26 "
+                           "is one."),
     Mistake("space_not_counted", "the space (id 27) is not counted as a non-letter; every id >= 26 is one."),
     Mistake("newline_not_counted", "the newline (id 26) is not counted as a non-letter (ids > 26 instead of >= 26): "
                                    "every id >= 26 is one."),
