@@ -149,6 +149,10 @@ ABLATION_MISTAKES = (
                               "Hook blocks.{layer}.attn.hook_z."),
     Mistake("methods_swapped", "the two methods are swapped: \"zero\" should set the head's z to 0 and \"mean\" to "
                                "its batch mean at each position."),
+    Mistake("mean_over_positions", "the mean ablation averages each sequence's z over its positions (dim 1); the text "
+                                   "takes the mean over the batch (dim 0), separately at each position."),
+    Mistake("head_on_seq_axis", "the head is indexed on the position axis (z[:, head]); z is [batch seq head d_head], "
+                                "so the head is z[:, :, head]."),
 )
 LOSS_CHANGE_MISTAKES = (
     Mistake("flipped_sign", "the sign is flipped: ablated loss minus clean loss (positive when the head helped)."),

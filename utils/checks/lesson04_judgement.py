@@ -248,6 +248,9 @@ register(Exercise(
         Mistake("b_minus_a", "the difference is group_b's share minus group_a's; the exercise asks for a minus b."),
         Mistake("se_of_group_a", "your standard error is that of group_a's share alone; the question is about the "
                 "difference of the two shares."),
+        Mistake("per_sequence_se", "your standard error is that of per-sequence share differences (each sequence's "
+                "own ratio); a share is a ratio of means, so resample the sequences and recompute the difference of "
+                "shares on each resample."),
     ),
     hint="Both shares come from the same sequences: the error of their difference is the spread of the difference "
          "itself when the sequences are resampled.",

@@ -74,6 +74,9 @@ QK_MISTAKES = (
                                 "minus infinity to get exactly zero."),
     Mistake("scores_transposed", "the score matrix is transposed (keys times queries): row d must hold "
                                  "destination d's query against every source's key."),
+    Mistake("mask_transposed", "the mask is transposed: it keeps the sources at or after the destination (triu); "
+                               "a destination sees the sources at or before it (tril)."),
+    Mistake("divides_by_sqrt_d_model", "the scores are divided by sqrt(d_model); attention divides by sqrt(d_head)."),
 )
 register(Exercise("ov_correct_logits", "05", reference(R, "ov_correct_logits"), _ov_cases, points=2,
                   mistakes=OV_MISTAKES,

@@ -130,6 +130,8 @@ LETTERS_MISTAKES = (
                                    "the last one holding every count from max_letters up."),
     Mistake("summed_not_averaged", "each bucket holds the sum of the losses; the text asks for their mean over the "
                                    "bucket's (sequence, position) pairs."),
+    Mistake("one_bucket_short", "the result has max_letters buckets (0 to max_letters - 1); it has max_letters + 1, "
+                                "the last one (max_letters) holding every count from max_letters up."),
 )
 NONLETTER_MISTAKES = (
     Mistake("destination_mask", "you mark the destinations that are non-letters; the share is over the *source* tokens."),

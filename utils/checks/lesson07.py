@@ -88,6 +88,10 @@ register(Exercise(
                                       "dataset's word probabilities."),
         Mistake("matches_last_letters", "the match compares the last letters of the words, not the first n_keep."),
         Mistake("excludes_itself", "word i is left out of its own row: it shares its first n_keep letters with itself and may be redrawn."),
+        Mistake("excludes_itself_nan", "word i is left out of its own row (a row with no other match is NaN): it "
+                                       "shares its first n_keep letters with itself and may be redrawn."),
+        Mistake("only_last_kept_letter", "only letter n_keep - 1 is compared; a replacement agrees on all of the "
+                                         "first n_keep letters."),
         Mistake("one_letter_too_many", "the match compares the first n_keep + 1 letters; a replacement keeps only the "
                                        "first n_keep (an off-by-one in the slice)."),
         Mistake("any_letter_matches", "a word matches when any of the first n_keep letters agree; all of them must "

@@ -251,3 +251,29 @@ def ablation_loss_change__summed_over_batch(model, toks, labels, method="mean"):
 
 def ablated_logits__methods_swapped(model, toks, layer, head, method="mean"):
     return ablated_logits(model, toks, layer, head, {"mean": "zero", "zero": "mean"}[method])
+
+
+def _ablate_slice(model, toks, layer, method, where, mean_dims=(0,)):
+    """Ablate z[where] (an index tuple into [batch seq head d_head]) by zero or by its mean over `mean_dims`."""
+    def hook(z, hook):
+        z = z.clone()
+        z[where] = 0.0 if method == "zero" else z.mean(mean_dims, keepdim=True).expand_as(z)[where]
+        return z
+
+    return _run_with(model, toks, layer, hook)
+
+
+def ablated_logits__mean_over_positions(model, toks, layer, head, method="mean"):
+    return _ablate_slice(model, toks, layer, method, (slice(None), slice(None), head), mean_dims=(1,))
+
+
+def ablated_logits__head_on_seq_axis(model, toks, layer, head, method="mean"):
+    return _ablate_slice(model, toks, layer, method, (slice(None), head))
+
+
+def shares_differ__per_sequence_se(dla, group_a, group_b):
+    from ..attribution import group_share
+
+    per_sequence = (dla[group_a].sum(0) - dla[group_b].sum(0)) / dla.sum(0)
+    difference = float(group_share(dla, group_a) - group_share(dla, group_b))
+    return _share_verdict(difference, float(per_sequence.std() / dla.shape[1] ** 0.5))

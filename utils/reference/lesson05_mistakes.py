@@ -135,3 +135,13 @@ def ov_correct_logits__no_scales(resid, ln_scale, W_OV, W_U, final_scale, labels
 def qk_pattern__scores_transposed(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
     scores = _scaled(q_resid, k_resid, W_Q, b_Q, W_K, b_K).transpose(-1, -2)
     return _mask(scores).softmax(-1)
+
+
+def qk_pattern__mask_transposed(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+    scores = _scaled(q_resid, k_resid, W_Q, b_Q, W_K, b_K)
+    return scores.masked_fill(~torch.ones(scores.shape[-2:], dtype=torch.bool).triu(), float("-inf")).softmax(-1)
+
+
+def qk_pattern__divides_by_sqrt_d_model(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+    scores = _scores(q_resid, k_resid, W_Q, b_Q, W_K, b_K) / W_Q.shape[1] ** 0.5
+    return _mask(scores).softmax(-1)

@@ -302,3 +302,7 @@ def frequency_baseline_logprobs__freqs_not_logged(toks, letter_freqs):
     plain = (toks.unsqueeze(-1) - torch.arange(26)) % 26
     evidence = torch.where((toks < 26).unsqueeze(-1), letter_freqs.double()[plain], 0.0)
     return torch.cumsum(evidence, dim=1).log_softmax(-1)
+
+
+def loss_by_letters_seen__one_bucket_short(logprobs_correct, toks, max_letters=26):
+    return loss_by_letters_seen(logprobs_correct, toks, max_letters - 1)

@@ -241,3 +241,14 @@ def run_with_patched_kv__queries_patched(model, toks, new_k, new_v, mask=None):
     hooks = [(Q_HOOK, _where_hook(new_k, mask)), (KV_HOOKS[1], _where_hook(new_v, mask))]
     with torch.inference_mode():
         return model.run_with_hooks(toks, fwd_hooks=hooks)
+
+
+def prefix_match_weights__excludes_itself_nan(word_toks, word_probs, n_keep):
+    same = (word_toks[:, None, :n_keep] == word_toks[None, :, :n_keep]).all(-1) & ~torch.eye(len(word_toks), dtype=torch.bool)
+    return _prefix_rows(same, word_probs)
+
+
+def prefix_match_weights__only_last_kept_letter(word_toks, word_probs, n_keep):
+    if n_keep == 0:
+        return ref.prefix_match_weights(word_toks, word_probs, n_keep)
+    return _prefix_rows(word_toks[:, None, n_keep - 1] == word_toks[None, :, n_keep - 1], word_probs)
