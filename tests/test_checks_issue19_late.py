@@ -104,6 +104,7 @@ JUDGEMENT_MISTAKES = [
     ("difference_is_real", "signed_verdict"),
     ("difference_is_real", "one_se"),
     ("difference_is_real", "sd_not_se"),
+    ("difference_is_real", "positions_as_units"),
 ]
 
 
@@ -188,6 +189,7 @@ CODE_MISTAKES = [
     ("word_rotation_probs", "raw_logits"),
     ("word_rotation_probs", "top_shift_prob"),
     ("word_rotation_probs", "float64"),
+    ("word_rotation_probs", "reads_shift_0"),
 ]
 
 

@@ -135,6 +135,8 @@ register(Exercise(
         Mistake("top_shift_prob", "you read the probability of the most likely shift; the text asks for the "
                                   "probability of the correct shift s of each encoding."),
         Mistake("float64", "the result is float64; the text asks for float32."),
+        Mistake("reads_shift_0", "you read the probability of shift 0 for every encoding; for encoding s the correct "
+                                 "shift is s itself."),
     ),
 ))
 

@@ -161,6 +161,9 @@ register(Exercise(
         Mistake("unpaired", "your standard error combines the two conditions' errors as if they came from different "
                 "sequences; both were measured on the same sequences, so take the error of the per-sequence "
                 "difference."),
+        Mistake("positions_as_units", "your standard error treats the 32 positions as the independent units (the "
+                "spread of the per-position mean differences); the sequences are drawn independently, so take the "
+                "spread over sequences."),
         Mistake("b_minus_a", "the difference is b minus a; the exercise asks for a minus b."),
         Mistake("signed_verdict", "your verdict compares the signed difference with 2 SE, so a difference far below "
                 "zero is called not real; compare its size (the absolute value)."),

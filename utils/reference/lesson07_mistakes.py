@@ -252,3 +252,13 @@ def prefix_match_weights__only_last_kept_letter(word_toks, word_probs, n_keep):
     if n_keep == 0:
         return ref.prefix_match_weights(word_toks, word_probs, n_keep)
     return _prefix_rows(word_toks[:, None, n_keep - 1] == word_toks[None, :, n_keep - 1], word_probs)
+
+
+def word_rotation_probs__reads_shift_0(model, word_toks):
+    probs, _ = _rotated_probs(model, word_toks, 1)
+    return probs[:, :, 2, 0].contiguous()
+
+
+def difference_is_real__positions_as_units(loss_a, loss_b):
+    per_position = (loss_a - loss_b).double().mean(0)
+    return _verdict(per_position.mean(), per_position.std() / len(per_position) ** 0.5)
