@@ -82,10 +82,10 @@ register(Exercise(
          "letters, and weigh them by the table's probabilities.",
     mistakes=(
         Mistake("not_normalised", "the rows do not sum to 1: each row should be a distribution over replacement words."),
-        Mistake("normalised_over_wrong_axis", "the weights are normalised over the wrong axis (over i, down each "
-                                              "column): row i is the distribution, so its entries over j sum to 1."),
         Mistake("ignores_word_probs", "the weights are uniform over matching words; a redrawn word must follow the "
                                       "dataset's word probabilities."),
+        Mistake("normalised_over_wrong_axis", "the weights are normalised over the wrong axis (over i, down each "
+                                              "column): row i is the distribution, so its entries over j sum to 1."),
         Mistake("matches_last_letters", "the match compares the last letters of the words, not the first n_keep."),
         Mistake("excludes_itself", "word i is left out of its own row: it shares its first n_keep letters with itself and may be redrawn."),
         Mistake("excludes_itself_nan", "word i is left out of its own row (a row with no other match is NaN): it "
