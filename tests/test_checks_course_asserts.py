@@ -38,16 +38,15 @@ COURSE_CASE = {
     "run_with_patched_kv": "no mask",
     "below_bayes_verdict": "the model's and the Bayes observer's p(correct) at position 1",
     "word_rotation_probs": "easy model, 6 words of the table",
+    "dla_correct": "the easy model's components, cache['scale'], W_U and labels",
+    "frequency_baseline_logprobs": "notebook 06's hard dataset (1,000 windows), the training corpus's letter frequencies",
+    "nonletter_attention_share": "uniform causal attention [1000, 1, 32, 32] on notebook 06's windows",
+    "ece_difference_verdict": "notebook 06's hard model and letter-frequency baseline on its 1,000 windows",
 }
 GAPS = {  # exercise: why no case runs it on the course's own inputs yet (random inputs of the same shapes instead)
-    "ece_difference_verdict": "the course's windows are a model's on 1,000 windows; synthetic windows instead, one set "
-                              "with no real gap (the course's assert: 'not real')",
     "independent_evidence_probs": "the course's exact frequencies would show a prediction's answer in a failure "
                                   "message (issue 22): jittered frequencies instead, at the course's assert_close "
                                   "tolerance (test_checks_lesson03: as strong as the course's asserts)",
-    "dla_correct": "the course's components come from a cached run of the easy model; random components instead",
-    "frequency_baseline_logprobs": "random tokens and frequencies, not the hard dataset's",
-    "nonletter_attention_share": "random causal patterns, not the hard model's",
 }
 ASSERT = re.compile(r"^\s*(assert\b|torch\.testing\.assert_close\()")
 

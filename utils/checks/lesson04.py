@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..data import CodeBreakingDataset
-from .core import Case, Exercise, Mistake, Ref, make_test, reference, register
+from .core import Case, Exercise, Mistake, Ref, _build_ref, make_test, reference, register
 
 R = "lesson04"
 
@@ -19,7 +21,26 @@ def _dla_cases(seed: int) -> list[Case]:
         W_U = torch.randn(48, 26, generator=g)
         labels = torch.randint(0, 26, (batch,), generator=g)
         cases.append(Case((components, scale, W_U, labels), label=f"random components, batch {batch}, seq {seq}"))
+    cases.append(Case(_course_dla_inputs(seed), label=f"the easy model's components, cache['scale'], W_U and labels on "
+                                                      f"{COURSE_DLA_SIZE} sequences (built as notebook 04 builds them)"))
     return cases
+
+
+COURSE_DLA_SIZE = 100  # sequences: notebook 04 uses 1,000; the same construction on fewer keeps the check fast
+
+
+@functools.lru_cache(maxsize=2)
+def _course_dla_inputs(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(components, scale, W_U, labels) as notebook 04 calls dla_correct: the easy model's cached run on a dataset,
+    its residual components (analysis.residual_components), its final LayerNorm scale and its unembedding."""
+    from ..analysis import residual_components
+
+    model = _build_ref(Ref("model", "easy"))
+    dataset = CodeBreakingDataset("easy", size=COURSE_DLA_SIZE, seed=seed)
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(dataset.toks)
+        return (residual_components(cache).clone(), cache["scale"].clone(), model.W_U.detach().clone(),
+                dataset.labels.clone())
 
 
 def _random_pattern(g: torch.Generator, batch: int, heads: int, seq: int) -> torch.Tensor:
@@ -82,6 +103,14 @@ DLA_MISTAKES = (
     Mistake("multiplies_by_scale", "the components are multiplied by `scale`; the final LayerNorm divides by it."),
     Mistake("no_scale", "`scale` is not used: the final LayerNorm divides every position by its scale."),
     Mistake("mean_over_positions", "the mean is removed over positions (dim 2) instead of over the batch (dim 1)."),
+    Mistake("scaled_before_centring", "the batch mean is taken after dividing by `scale`; the text subtracts each "
+                                      "component's batch mean from its output first, then divides by scale."),
+    Mistake("centred_after_projecting", "the batch mean is removed after reading each sequence's correct-shift "
+                                        "logit, whose direction differs from sequence to sequence; remove the "
+                                        "component's batch mean from its output vectors before projecting."),
+    Mistake("mean_over_batch_and_positions", "the mean you subtract is over the batch and the positions together "
+                                             "(dims 1 and 2); the text takes it over the batch only, at each "
+                                             "position."),
 )
 SLOT_MISTAKES = (
     Mistake("swapped_slots", "your [h, d, k] is the reference's [h, k, d]: the first slot index is the destination's "
@@ -91,6 +120,8 @@ SLOT_MISTAKES = (
     Mistake("summed_over_destinations", "the destinations of a slot are summed, not averaged: each row should sum to 1."),
     Mistake("mean_over_sources", "the sources of a slot are averaged; the share is the sum of the attention on them."),
     Mistake("summed_over_batch", "the shares are summed over the batch instead of averaged: each row should sum to 1."),
+    Mistake("destination_excluded", "the attention of a destination on itself is left out; the text counts "
+                                    "sources in any slot, the destination itself included (each row sums to 1)."),
 )
 LOSS_MISTAKES = (
     Mistake("averaged_over_positions", "you average over positions too; keep one loss per position (mean over the "
@@ -100,6 +131,10 @@ LOSS_MISTAKES = (
     Mistake("no_minus_sign", "the sign is flipped: cross-entropy is minus the log-prob of the correct shift."),
     Mistake("batch_kept", "the loss is averaged over positions instead of over the batch: the result needs one value per position, not one per sequence."),
     Mistake("summed_over_batch", "the losses are summed over the batch, not averaged: the mean over the batch is asked for."),
+    Mistake("log_softmax_over_batch", "the log-softmax is taken over the batch (dim 0); it normalises over the 26 "
+                                      "shifts (the last dim)."),
+    Mistake("log_softmax_over_positions", "the log-softmax is taken over positions (dim 1); it normalises over the "
+                                          "26 shifts (the last dim)."),
 )
 ABLATION_MISTAKES = (
     Mistake("mean_over_positions_too", "the mean ablation averages over positions as well; the text asks for the "
@@ -109,6 +144,15 @@ ABLATION_MISTAKES = (
     Mistake("layer_and_head_swapped", "layer and head are swapped in the hook name / index."),
     Mistake("ignores_model", "your function does not use the `model` it is given (it gives the easy model's logits "
                              "for the medium model): use the argument, not a global variable."),
+    Mistake("ablates_values", "your hook replaces the head's values (hook_v), not its z: for \"mean\" the mean "
+                              "of the values is not the mean of z (z mixes them with this input's attention). "
+                              "Hook blocks.{layer}.attn.hook_z."),
+    Mistake("methods_swapped", "the two methods are swapped: \"zero\" should set the head's z to 0 and \"mean\" to "
+                               "its batch mean at each position."),
+    Mistake("mean_over_positions", "the mean ablation averages each sequence's z over its positions (dim 1); the text "
+                                   "takes the mean over the batch (dim 0), separately at each position."),
+    Mistake("head_on_seq_axis", "the head is indexed on the position axis (z[:, head]); z is [batch seq head d_head], "
+                                "so the head is z[:, :, head]."),
 )
 LOSS_CHANGE_MISTAKES = (
     Mistake("flipped_sign", "the sign is flipped: ablated loss minus clean loss (positive when the head helped)."),
@@ -116,6 +160,10 @@ LOSS_CHANGE_MISTAKES = (
     Mistake("ignores_method", "`method` is ignored: pass it on to the ablation."),
     Mistake("ignores_model", "your function does not use the `model` it is given: use the argument (and its "
                              "n_layers / n_heads), not a global variable."),
+    Mistake("layers_and_heads_swapped", "your entry [l, h] holds head h.l: the first index is the layer, the "
+                                        "second the head."),
+    Mistake("summed_over_batch", "the losses are summed over the batch, not averaged: each entry is a change in "
+                                 "the mean loss per sequence."),
 )
 
 register(Exercise("dla_correct", "04", reference(R, "dla_correct"), _dla_cases, points=2, mistakes=DLA_MISTAKES,

@@ -17,7 +17,7 @@ import torch
 
 from ..analysis import COMPONENT_NAMES
 from ..data import CodeBreakingDataset
-from .core import Case, Exercise, make_test, reference, register
+from .core import Case, Exercise, Mistake, make_test, reference, register
 
 __all__ = ["test_discriminating_ablation", "test_shares_differ"]
 
@@ -87,7 +87,6 @@ def _read_choice(got) -> tuple[list[str], str, str] | str:
 @torch.inference_mode()
 def run_intervention(components: list[str], path: str, data_seed: int, size: int = 600):
     """Top-1 at position 1, clean minus intervened, per sequence (for its error), on a fresh dataset."""
-    from ..analysis import ablated_logits
     from ..attribution import direct_path_ablated_logits, outcomes
 
     model, dataset, logits, cache = _model_and_cache(data_seed, size)
@@ -241,6 +240,17 @@ def compare_shares(expected: dict, got, case: Case) -> str | None:
 register(Exercise(
     "shares_differ", "04", reference(R, "shares_differ"), _share_cases, points=2, kind="judgement",
     compare=compare_shares,
+    mistakes=(
+        Mistake("independent_errors", "your standard error combines the two shares' errors as if they were "
+                "independent; both shares come from the same sequences (and share a denominator), so resample the "
+                "difference itself."),
+        Mistake("b_minus_a", "the difference is group_b's share minus group_a's; the exercise asks for a minus b."),
+        Mistake("se_of_group_a", "your standard error is that of group_a's share alone; the question is about the "
+                "difference of the two shares."),
+        Mistake("per_sequence_se", "your standard error is that of per-sequence share differences (each sequence's "
+                "own ratio); a share is a ratio of means, so resample the sequences and recompute the difference of "
+                "shares on each resample."),
+    ),
     hint="Both shares come from the same sequences: the error of their difference is the spread of the difference "
          "itself when the sequences are resampled.",
 ))

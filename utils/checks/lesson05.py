@@ -54,14 +54,29 @@ OV_MISTAKES = (
     Mistake("max_logit", "you take the largest logit over the shifts; the exercise asks for the logit of the "
                          "correct shift labels[b]."),
     Mistake("multiplies_final_scale", "the output is multiplied by final_scale: the final LayerNorm divides by it."),
+    Mistake("multiplies_ln_scale", "resid is multiplied by `ln_scale`; the layer's LayerNorm divides by it."),
+    Mistake("no_scales", "neither scale is used: the layer's LayerNorm divides resid by `ln_scale`, and the final "
+                         "LayerNorm divides the head's output by `final_scale`."),
 )
 QK_MISTAKES = (
     Mistake("no_mask", "sources later than the destination are not masked before the softmax."),
     Mistake("no_scaling", "the scores are not scaled by 1 / sqrt(d_head)."),
     Mistake("divides_by_d_head", "the scores are divided by d_head; attention divides by its square root."),
-    Mistake("no_biases", "the biases b_Q and b_K are missing from the queries and keys."),
+    Mistake("no_biases", "the query bias b_Q is missing (at least b_Q: the key bias b_K adds the same score to every "
+                         "source of a destination, so the pattern cannot show whether it is there)."),
     Mistake("softmax_over_destinations", "the softmax runs over destinations (dim -2); each destination's attention "
                                          "is a distribution over sources (the last dim)."),
+    Mistake("diagonal_masked", "the destination's own position is masked too: a source is invisible only when "
+                               "it is later than the destination (the mask keeps the diagonal)."),
+    Mistake("masked_after_softmax", "the later sources are zeroed after the softmax, so the rows no longer sum to 1: "
+                                    "mask the scores (minus infinity) before the softmax."),
+    Mistake("masked_with_zero", "the later sources get a score of 0, which softmax turns into weight; they need "
+                                "minus infinity to get exactly zero."),
+    Mistake("scores_transposed", "the score matrix is transposed (keys times queries): row d must hold "
+                                 "destination d's query against every source's key."),
+    Mistake("mask_transposed", "the mask is transposed: it keeps the sources at or after the destination (triu); "
+                               "a destination sees the sources at or before it (tril)."),
+    Mistake("divides_by_sqrt_d_model", "the scores are divided by sqrt(d_model); attention divides by sqrt(d_head)."),
 )
 register(Exercise("ov_correct_logits", "05", reference(R, "ov_correct_logits"), _ov_cases, points=2,
                   mistakes=OV_MISTAKES,

@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
+import einops
 import torch
 
-from .core import Case, Exercise, Mistake, make_test, reference, register
+from .core import Case, Exercise, Mistake, Ref, _build_ref, make_test, reference, register
 
 R = "lesson06"
+COURSE_WINDOWS = 1000  # notebook 06's hard dataset: CodeBreakingDataset("hard", size=1000, seed=0)
+
+
+@functools.lru_cache(maxsize=1)
+def course_letter_freqs() -> torch.Tensor:
+    """Notebook 06's letter frequencies: those of the training corpus (float64)."""
+    from ..data import letter_frequencies, load_corpus
+
+    return letter_frequencies(load_corpus(split="train"))
+
+
+@functools.lru_cache(maxsize=1)
+def course_hard_run() -> dict[str, torch.Tensor]:
+    """What notebook 06 computes on its hard dataset: the tokens, labels, the hard model's probabilities and its
+    attention patterns (layer 0 and 1), and the letter-frequency baseline's probabilities."""
+    from ..bayes import letter_frequency_logprobs
+    from ..data import CodeBreakingDataset
+
+    hard = CodeBreakingDataset("hard", size=COURSE_WINDOWS, seed=0)
+    model = _build_ref(Ref("model", "hard"))
+    with torch.inference_mode():
+        logits, cache = model.run_with_cache(hard.toks)
+        run = {"toks": hard.toks.clone(), "labels": hard.labels.clone(), "probs": logits.softmax(-1).clone(),
+               "pattern0": cache["pattern", 0].clone(), "pattern1": cache["pattern", 1].clone()}
+    run["baseline_probs"] = letter_frequency_logprobs(hard.toks, course_letter_freqs()).exp()
+    return run
 
 
 def _random_freqs(g: torch.Generator) -> torch.Tensor:
@@ -25,6 +53,9 @@ def _baseline_cases(seed: int) -> list[Case]:
         cases.append(Case((toks, _random_freqs(g)), label=f"random tokens [{batch}, {seq}] (ids < {vocab}), random letter frequencies"))
     toks = torch.randint(0, 36, (4, 12), generator=g)
     cases.append(Case((toks, _random_freqs(g).float()), label="random tokens [4, 12], float32 letter frequencies"))
+    # as notebook 06 calls it: its 1,000 hard windows and the training corpus's letter frequencies
+    cases.append(Case((course_hard_run()["toks"], course_letter_freqs()),
+                      label="notebook 06's hard dataset (1,000 windows), the training corpus's letter frequencies"))
     return cases
 
 
@@ -36,6 +67,9 @@ def _letters_cases(seed: int) -> list[Case]:
         toks[0, :3] = 26 + torch.arange(3)  # a sequence that opens with non-letters: bucket 0 is not empty
         logprobs_correct = -torch.rand(batch, seq, generator=g) * 4
         cases.append(Case((logprobs_correct, toks, max_letters), label=f"random hard tokens [{batch}, {seq}], max_letters={max_letters}"))
+    toks = torch.randint(0, 30, (30, 32), generator=g)  # mostly letters: counts run past 26 into the last bucket
+    cases.append(Case((-torch.rand(30, 32, generator=g) * 4, toks),
+                      label="random hard tokens [30, 32], max_letters left at its default (26)"))
     return cases
 
 
@@ -48,7 +82,23 @@ def _nonletter_cases(seed: int) -> list[Case]:
         pattern = scores.masked_fill(~causal, float("-inf")).softmax(-1)
         toks = torch.randint(0, 36, (batch, seq), generator=g)
         cases.append(Case((pattern, toks), label=f"random causal patterns [{batch}, {heads}, {seq}, {seq}], random hard tokens"))
-    return cases
+    return cases + _course_nonletter_cases(seed)
+
+
+def _course_nonletter_cases(seed: int, size: int = 200) -> list[Case]:
+    """As notebook 06 calls it: the hard model's patterns (each layer) on its hard windows, and the uniform causal
+    pattern on all 1,000 windows (the chance level; the course asserts it lies between 0.20 and 0.26). `size`
+    windows of the 1,000, drawn by the seed, keep the check fast."""
+    run = course_hard_run()
+    pick = torch.randperm(COURSE_WINDOWS, generator=torch.Generator().manual_seed(seed))[:size]
+    seq = run["toks"].shape[1]
+    uniform = torch.ones(seq, seq).tril()
+    uniform = einops.repeat(uniform / uniform.sum(-1, keepdim=True), "dest src -> batch 1 dest src", batch=COURSE_WINDOWS)
+    return [
+        *(Case((run[f"pattern{layer}"][pick], run["toks"][pick]),
+               label=f"the hard model's layer-{layer} patterns on {size} of notebook 06's windows") for layer in (0, 1)),
+        Case((uniform, run["toks"]), label="uniform causal attention [1000, 1, 32, 32] on notebook 06's windows (the chance level)"),
+    ]
 
 
 BASELINE_MISTAKES = (
@@ -58,23 +108,43 @@ BASELINE_MISTAKES = (
                                        "sequence."),
     Mistake("not_normalised", "the scores are not normalised over the 26 shifts (they are not log-probs yet)."),
     Mistake("input_dtype", "the result has letter_freqs' dtype; the text asks for float64 whatever that dtype."),
+    Mistake("excludes_current_token", "the evidence at a position leaves out that position's own token; \"tokens so "
+                                      "far\" includes it (the cumulative sum up to and including it)."),
+    Mistake("probabilities", "the values are probabilities; the text asks for log-probs (log_softmax)."),
+    Mistake("normalised_over_positions", "the log-softmax runs over positions (dim 1); normalise over the 26 shifts "
+                                         "(the last dim)."),
+    Mistake("freqs_not_logged", "the evidence adds letter frequencies, not their logs: independent letters "
+                                "multiply their probabilities, so their log-probabilities add."),
 )
 LETTERS_MISTAKES = (
     Mistake("counts_before_the_position", "the letter count leaves out the current position; it is the count up to "
                                           "and including it."),
-    Mistake("position_instead_of_letters", "every position lands in one bucket: count letters (ids < 26) along the "
-                                           "sequence."),
+    Mistake("position_instead_of_letters", "every token is counted as a letter (the bucket is the position + 1): "
+                                           "count only the letters (ids < 26) along the sequence."),
     Mistake("mean_logprob", "the sign is flipped: the loss is minus the log-prob."),
     Mistake("overflow_dropped", "counts above max_letters are dropped; they go into the last bucket."),
     Mistake("empty_bucket_zero", "an empty bucket is 0; the text asks for NaN."),
     Mistake("current_letter_not_counted", "the letter at the current position is not counted among the letters seen: the count includes it."),
+    Mistake("float32", "the result is float32; the text asks for a float64 tensor."),
+    Mistake("ignores_max_letters", "`max_letters` is ignored (always 26): the result has max_letters + 1 buckets, "
+                                   "the last one holding every count from max_letters up."),
+    Mistake("summed_not_averaged", "each bucket holds the sum of the losses; the text asks for their mean over the "
+                                   "bucket's (sequence, position) pairs."),
+    Mistake("one_bucket_short", "the result has max_letters buckets (0 to max_letters - 1); it has max_letters + 1, "
+                                "the last one (max_letters) holding every count from max_letters up."),
 )
 NONLETTER_MISTAKES = (
     Mistake("destination_mask", "you mark the destinations that are non-letters; the share is over the *source* tokens."),
     Mistake("mean_over_sources", "the attention on the marked sources is averaged; the share is their sum."),
-    Mistake("space_only", "only spaces are counted: every id >= 26 (newline, punctuation) is a non-letter."),
+    Mistake("space_only", "only spaces (id 27) are counted: every id >= 26 (newline, punctuation) is a non-letter."),
     Mistake("letters", "you count the attention on letters (ids < 26); the share is on non-letters."),
-    Mistake("spaces_only", "only the space (id 26) counts as a non-letter: newlines and punctuation (ids 27 and up) do too."),
+    Mistake("spaces_only", "only id 26 counts as a non-letter (id 26 is the newline, the space is 27): every id >= 26 "
+                           "is one."),
+    Mistake("space_not_counted", "the space (id 27) is not counted as a non-letter; every id >= 26 is one."),
+    Mistake("newline_not_counted", "the newline (id 26) is not counted as a non-letter (ids > 26 instead of >= 26): "
+                                   "every id >= 26 is one."),
+    Mistake("summed_over_destinations", "the shares are summed over destinations, not averaged: each head's share "
+                                        "is a fraction, averaged over the batch and the destinations."),
 )
 
 register(Exercise("frequency_baseline_logprobs", "06", reference(R, "frequency_baseline_logprobs"), _baseline_cases,
@@ -153,6 +223,11 @@ register(Exercise(
                 "those entries should be NaN"),
         Mistake("accuracy_of_all_predictions", "the accuracy row is the same in every bin: it must be the accuracy "
                 "of the predictions in that bin only"),
+        Mistake("float32", "the table is float32; the text asks for float64"),
+        Mistake("ignores_n_bins", "`n_bins` is ignored (always 10 bins): the table has one column per bin of the "
+                "n_bins asked for"),
+        Mistake("accuracy_is_target_prob", "the accuracy row averages the probability of the target; accuracy is the "
+                "share of the bin's predictions whose top shift is the target"),
     ),
 ))
 

@@ -14,7 +14,8 @@ import random
 
 import torch
 
-from .core import Case, Exercise, SeededCase, make_test, reference, register, verdict_problem
+from .core import Case, Exercise, Mistake, SeededCase, make_test, reference, register, verdict_problem
+from .lesson06 import course_hard_run
 
 R = "lesson06_judgement"
 
@@ -53,6 +54,11 @@ def _ece_cases(seed: int) -> list[Case]:
         model = _window_predictions(g, labels, true_conf, u, true_conf)
         baseline = _window_predictions(g, labels, conf_b, u, conf_b ** over)
         cases.append(Case((model, baseline, labels), label=f"{batch} windows x 32 predictions: {label}"))
+    # as notebook 06 calls it: the hard model and the letter-frequency baseline on its 1,000 windows (the course
+    # asserts "not real" there: the difference is 1.3 standard errors from zero, outside the band called either way)
+    run = course_hard_run()
+    cases.append(Case((run["probs"], run["baseline_probs"], run["labels"]),
+                      label="notebook 06's hard model and letter-frequency baseline on its 1,000 windows"))
     return cases
 
 
@@ -83,6 +89,18 @@ def _ece_compare(expected: dict, got, case: Case) -> str | None:
 register(Exercise(
     "ece_difference_verdict", "06", reference(R, "ece_difference_verdict"), _ece_cases, kind="judgement",
     compare=_ece_compare, points=2,
+    mistakes=(
+        Mistake("predictions_resampled", "your bootstrap resamples single predictions, as if the 32 predictions of a "
+                "window were independent; they are not (a window is easy or hard as a whole), so resample whole "
+                "windows."),
+        Mistake("unpaired", "your standard error combines the two predictors' errors as if they came from different "
+                "windows (separate resamples); both were measured on the same windows, so resample the difference "
+                "with one draw of windows for both."),
+        Mistake("baseline_minus_model", "the difference is ECE(baseline) - ECE(model); the exercise asks for "
+                "ECE(model) - ECE(baseline)."),
+        Mistake("signed_verdict", "your verdict compares the signed difference with 2 SE, so a difference far below "
+                "zero is called not real; compare its size (the absolute value)."),
+    ),
     hint="Think about which predictions are independent of each other, and what a bootstrap resample must redraw.",
 ))
 

@@ -82,12 +82,21 @@ register(Exercise(
          "letters, and weigh them by the table's probabilities.",
     mistakes=(
         Mistake("not_normalised", "the rows do not sum to 1: each row should be a distribution over replacement words."),
-        Mistake("normalised_over_wrong_axis", "the weights are normalised over the wrong axis (over i, down each "
-                                              "column): row i is the distribution, so its entries over j sum to 1."),
         Mistake("ignores_word_probs", "the weights are uniform over matching words; a redrawn word must follow the "
                                       "dataset's word probabilities."),
+        Mistake("normalised_over_wrong_axis", "the weights are normalised over the wrong axis (over i, down each "
+                                              "column): row i is the distribution, so its entries over j sum to 1."),
         Mistake("matches_last_letters", "the match compares the last letters of the words, not the first n_keep."),
         Mistake("excludes_itself", "word i is left out of its own row: it shares its first n_keep letters with itself and may be redrawn."),
+        Mistake("excludes_itself_nan", "word i is left out of its own row (a row with no other match is NaN): it "
+                                       "shares its first n_keep letters with itself and may be redrawn."),
+        Mistake("only_last_kept_letter", "only letter n_keep - 1 is compared; a replacement agrees on all of the "
+                                         "first n_keep letters."),
+        Mistake("one_letter_too_many", "the match compares the first n_keep + 1 letters; a replacement keeps only the "
+                                       "first n_keep (an off-by-one in the slice)."),
+        Mistake("any_letter_matches", "a word matches when any of the first n_keep letters agree; all of them must "
+                                      "(reduce the comparison with all, not any)."),
+        Mistake("float32", "the result is float32; the text asks for a float64 matrix."),
     ),
 ))
 
@@ -103,6 +112,11 @@ register(Exercise(
         Mistake("no_mask_patches_nothing", "without a mask (mask=None, the default, as lesson 07 calls it) nothing is "
                                            "patched: None means every position."),
         Mistake("values_only", "only the values are patched: the keys at the masked positions are still the clean ones."),
+        Mistake("queries_patched", "new_k is patched into the queries (hook_q); it replaces the keys (hook_k), and "
+                                   "the queries stay as they are."),
+        Mistake("mask_inverted", "the patch is applied where the mask is False; it goes where the mask is True."),
+        Mistake("keys_and_values_swapped", "new_k goes into the values and new_v into the keys: hook_k takes new_k, "
+                                           "hook_v takes new_v."),
     ),
 ))
 
@@ -113,7 +127,16 @@ register(Exercise(
     mistakes=(
         Mistake("first_letter", "p(correct) is read after the first letter, not after the whole word."),
         Mistake("rotated_backwards", "the words are encoded with -s but p is read at shift s."),
-        Mistake("logits_not_probs", "the values are logits (or log-probs), not probabilities."),
+        Mistake("logits_not_probs", "the values are log-probs (log_softmax), not probabilities."),
+        Mistake("second_letter", "p(correct) is read after the second letter (position 1), not after the whole word "
+                                 "(position 2)."),
+        Mistake("raw_logits", "the values are the raw logits; the text asks for probabilities (softmax over the 26 "
+                              "shifts)."),
+        Mistake("top_shift_prob", "you read the probability of the most likely shift; the text asks for the "
+                                  "probability of the correct shift s of each encoding."),
+        Mistake("float64", "the result is float64; the text asks for float32."),
+        Mistake("reads_shift_0", "you read the probability of shift 0 for every encoding; for encoding s the correct "
+                                 "shift is s itself."),
     ),
 ))
 

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from .core import Case, Exercise, Ref, SeededCase, _build_ref, make_test, reference, register
+from .core import Case, Exercise, Mistake, Ref, SeededCase, _build_ref, make_test, reference, register
 
 R = "lesson07_judgement"
 BASELINE = (1, 1, 1, 1)
@@ -150,6 +150,24 @@ def judge_difference(expected: dict, got, case: Case) -> str | None:
 register(Exercise(
     "difference_is_real", "07", reference(R, "difference_is_real"), _difference_cases, kind="judgement",
     compare=judge_difference,
+    mistakes=(
+        Mistake("tokens_as_independent", "your standard error treats every token as an independent observation; "
+                "the positions of a sequence move together, so the independent unit is the sequence (average each "
+                "sequence's difference over its positions first)."),
+        Mistake("unpaired", "your standard error combines the two conditions' errors as if they came from different "
+                "sequences; both were measured on the same sequences, so take the error of the per-sequence "
+                "difference."),
+        Mistake("positions_as_units", "your standard error treats the 32 positions as the independent units (the "
+                "spread of the per-position mean differences); the sequences are drawn independently, so take the "
+                "spread over sequences."),
+        Mistake("b_minus_a", "the difference is b minus a; the exercise asks for a minus b."),
+        Mistake("signed_verdict", "your verdict compares the signed difference with 2 SE, so a difference far below "
+                "zero is called not real; compare its size (the absolute value)."),
+        Mistake("one_se", "your verdict's threshold is too low (about 1 standard error): a difference 1.2 standard "
+                "errors from zero is called real; the text's rule is more than 2 standard errors from zero."),
+        Mistake("sd_not_se", "your 'se' is the standard deviation of the per-sequence differences; the standard "
+                "error of their mean divides it by the square root of the number of sequences."),
+    ),
     hint="Both conditions were measured on the same sequences. What is one independent observation here, and what "
          "is the spread of the quantity you average?",
 ))

@@ -172,3 +172,108 @@ def attention_slot_shares__summed_over_batch(pattern):
 
 def loss_per_position__summed_over_batch(logits, labels):
     return -eindex(logits.log_softmax(-1), labels, 'b s [b]').sum(0)
+
+
+# shares_differ(dla, group_a, group_b) (a judgement exercise: the error of a difference of shares, and the verdict)
+
+
+def _share_verdict(difference: float, se: float) -> dict:
+    return {"difference": float(difference), "se": float(se), "real": bool(abs(difference) > 2 * se)}
+
+
+def shares_differ__independent_errors(dla, group_a, group_b):
+    from ..attribution import share_estimates
+
+    est = share_estimates(dla, {"a": group_a, "b": group_b})
+    return _share_verdict(est["a"].value - est["b"].value, (est["a"].se ** 2 + est["b"].se ** 2) ** 0.5)
+
+
+def shares_differ__b_minus_a(dla, group_a, group_b):
+    from .lesson04_judgement import shares_differ
+
+    return shares_differ(dla, group_b, group_a)
+
+
+def shares_differ__se_of_group_a(dla, group_a, group_b):
+    from ..attribution import group_share, share_estimates
+
+    est = share_estimates(dla, {"a": group_a})["a"]
+    return _share_verdict(float(group_share(dla, group_a) - group_share(dla, group_b)), est.se)
+
+
+# --- issue 19 (lessons 04-07): more classes from the exercise text ---
+
+
+def dla_correct__scaled_before_centring(components, scale, W_U, labels):
+    scaled = components / scale
+    return _project(scaled - scaled.mean(1, keepdim=True), W_U, labels)
+
+
+def dla_correct__centred_after_projecting(components, scale, W_U, labels):
+    raw = _project(components / scale, W_U, labels)
+    return raw - raw.mean(1, keepdim=True)
+
+
+def dla_correct__mean_over_batch_and_positions(components, scale, W_U, labels):
+    return _project((components - components.mean((1, 2), keepdim=True)) / scale, W_U, labels)
+
+
+def attention_slot_shares__destination_excluded(pattern):
+    seq = pattern.shape[-1]
+    return ref.attention_slot_shares(pattern * (1 - torch.eye(seq, dtype=pattern.dtype)))
+
+
+def loss_per_position__log_softmax_over_batch(logits, labels):
+    return -eindex(logits.log_softmax(0), labels, "batch seq [batch]").mean(0)
+
+
+def loss_per_position__log_softmax_over_positions(logits, labels):
+    return -eindex(logits.log_softmax(1), labels, "batch seq [batch]").mean(0)
+
+
+def ablated_logits__ablates_values(model, toks, layer, head, method="mean"):
+    def hook(v, hook):
+        v = v.clone()
+        v[:, :, head] = 0.0 if method == "zero" else v[:, :, head].mean(0, keepdim=True)
+        return v
+
+    with torch.inference_mode():
+        return model.run_with_hooks(toks, fwd_hooks=[(f"blocks.{layer}.attn.hook_v", hook)])
+
+
+def ablation_loss_change__layers_and_heads_swapped(model, toks, labels, method="mean"):
+    return ablation_loss_change(model, toks, labels, method).transpose(0, 1).contiguous()
+
+
+def ablation_loss_change__summed_over_batch(model, toks, labels, method="mean"):
+    return ablation_loss_change(model, toks, labels, method) * toks.shape[0]
+
+
+def ablated_logits__methods_swapped(model, toks, layer, head, method="mean"):
+    return ablated_logits(model, toks, layer, head, {"mean": "zero", "zero": "mean"}[method])
+
+
+def _ablate_slice(model, toks, layer, method, where, mean_dims=(0,)):
+    """Ablate z[where] (an index tuple into [batch seq head d_head]) by zero or by its mean over `mean_dims`."""
+    def hook(z, hook):
+        z = z.clone()
+        z[where] = 0.0 if method == "zero" else z.mean(mean_dims, keepdim=True).expand_as(z)[where]
+        return z
+
+    return _run_with(model, toks, layer, hook)
+
+
+def ablated_logits__mean_over_positions(model, toks, layer, head, method="mean"):
+    return _ablate_slice(model, toks, layer, method, (slice(None), slice(None), head), mean_dims=(1,))
+
+
+def ablated_logits__head_on_seq_axis(model, toks, layer, head, method="mean"):
+    return _ablate_slice(model, toks, layer, method, (slice(None), head))
+
+
+def shares_differ__per_sequence_se(dla, group_a, group_b):
+    from ..attribution import group_share
+
+    per_sequence = (dla[group_a].sum(0) - dla[group_b].sum(0)) / dla.sum(0)
+    difference = float(group_share(dla, group_a) - group_share(dla, group_b))
+    return _share_verdict(difference, float(per_sequence.std() / dla.shape[1] ** 0.5))

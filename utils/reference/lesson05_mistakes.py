@@ -99,3 +99,49 @@ from . import lesson05 as ref  # noqa: E402
 
 def ov_correct_logits__multiplies_final_scale(resid, ln_scale, W_OV, W_U, final_scale, labels):
     return ref.ov_correct_logits(resid, ln_scale, W_OV, W_U, final_scale, labels) * final_scale ** 2
+
+
+# --- issue 19 (lessons 04-07): more classes from the exercise text ---
+
+
+def ov_correct_logits__multiplies_ln_scale(resid, ln_scale, W_OV, W_U, final_scale, labels):
+    return ref.ov_correct_logits(resid, 1 / ln_scale, W_OV, W_U, final_scale, labels)
+
+
+def _scaled(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+    return _scores(q_resid, k_resid, W_Q, b_Q, W_K, b_K) / W_Q.shape[-1] ** 0.5
+
+
+def qk_pattern__diagonal_masked(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+    scores = _scaled(q_resid, k_resid, W_Q, b_Q, W_K, b_K)
+    causal = torch.ones(scores.shape[-2:], dtype=torch.bool).tril(-1)
+    return scores.masked_fill(~causal, float("-inf")).softmax(-1)
+
+
+def qk_pattern__masked_after_softmax(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+    pattern = _scaled(q_resid, k_resid, W_Q, b_Q, W_K, b_K).softmax(-1)
+    return pattern * torch.ones(pattern.shape[-2:]).tril()
+
+
+def qk_pattern__masked_with_zero(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+    scores = _scaled(q_resid, k_resid, W_Q, b_Q, W_K, b_K)
+    return scores.masked_fill(~torch.ones(scores.shape[-2:], dtype=torch.bool).tril(), 0.0).softmax(-1)
+
+
+def ov_correct_logits__no_scales(resid, ln_scale, W_OV, W_U, final_scale, labels):
+    return ref.ov_correct_logits(resid, torch.ones_like(ln_scale), W_OV, W_U, 1.0, labels)
+
+
+def qk_pattern__scores_transposed(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+    scores = _scaled(q_resid, k_resid, W_Q, b_Q, W_K, b_K).transpose(-1, -2)
+    return _mask(scores).softmax(-1)
+
+
+def qk_pattern__mask_transposed(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+    scores = _scaled(q_resid, k_resid, W_Q, b_Q, W_K, b_K)
+    return scores.masked_fill(~torch.ones(scores.shape[-2:], dtype=torch.bool).triu(), float("-inf")).softmax(-1)
+
+
+def qk_pattern__divides_by_sqrt_d_model(q_resid, k_resid, W_Q, b_Q, W_K, b_K):
+    scores = _scores(q_resid, k_resid, W_Q, b_Q, W_K, b_K) / W_Q.shape[1] ** 0.5
+    return _mask(scores).softmax(-1)

@@ -181,3 +181,128 @@ def loss_by_letters_seen__current_letter_not_counted(logprobs_correct, toks, max
         if sel.any():
             out[n] = -logprobs_correct[sel].mean()
     return out
+
+
+# ece_difference_verdict(model_probs, baseline_probs, labels) (a judgement exercise: the error and the verdict)
+
+
+def _ece_verdict(difference: float, se: float, z: float = 2.0, signed: bool = False) -> dict:
+    real = (difference if signed else abs(difference)) > z * se
+    return {"difference": float(difference), "se": float(se), "real": bool(real)}
+
+
+def _ece_bins(model_probs, baseline_probs, labels):
+    from ..calibration import per_sequence_bins
+
+    return per_sequence_bins(model_probs, labels), per_sequence_bins(baseline_probs, labels)
+
+
+def ece_difference_verdict__predictions_resampled(model_probs, baseline_probs, labels):
+    from ..calibration import ece_difference
+
+    seq = model_probs.shape[1]
+    flat = lambda p: p.reshape(-1, 1, p.shape[-1])  # noqa: E731  (each prediction its own "window")
+    a, b = _ece_bins(flat(model_probs), flat(baseline_probs), labels.repeat_interleave(seq))
+    est = ece_difference(a, b, n_boot=200)
+    return _ece_verdict(est.value, est.se)
+
+
+def ece_difference_verdict__unpaired(model_probs, baseline_probs, labels):
+    from ..calibration import cluster_bootstrap, ece_of_sums
+
+    a, b = _ece_bins(model_probs, baseline_probs, labels)
+    value = (ece_of_sums(a.sum(0)) - ece_of_sums(b.sum(0))).item()
+    se_a, se_b = (ece_of_sums(cluster_bootstrap(x, seed=s)).std().item() for x, s in ((a, 0), (b, 1)))
+    return _ece_verdict(value, (se_a ** 2 + se_b ** 2) ** 0.5)
+
+
+def ece_difference_verdict__baseline_minus_model(model_probs, baseline_probs, labels):
+    from .lesson06_judgement import ece_difference_verdict
+
+    return ece_difference_verdict(baseline_probs, model_probs, labels)
+
+
+def ece_difference_verdict__signed_verdict(model_probs, baseline_probs, labels):
+    from .lesson06_judgement import ece_difference_verdict
+
+    out = ece_difference_verdict(model_probs, baseline_probs, labels)
+    return _ece_verdict(out["difference"], out["se"], signed=True)
+
+
+# --- issue 19 (lessons 04-07): more classes from the exercise text ---
+
+
+def frequency_baseline_logprobs__excludes_current_token(toks, letter_freqs):
+    evidence = torch.cumsum(_evidence(toks, letter_freqs), dim=1)
+    before = torch.cat([torch.zeros_like(evidence[:, :1]), evidence[:, :-1]], dim=1)
+    return before.log_softmax(-1)
+
+
+def frequency_baseline_logprobs__probabilities(toks, letter_freqs):
+    return frequency_baseline_logprobs(toks, letter_freqs).exp()
+
+
+def frequency_baseline_logprobs__normalised_over_positions(toks, letter_freqs):
+    return torch.cumsum(_evidence(toks, letter_freqs), dim=1).log_softmax(1)
+
+
+def nonletter_attention_share__space_not_counted(pattern, toks):
+    return (pattern * (toks > 27)[:, None, None, :] + pattern * (toks == 26)[:, None, None, :]).sum(-1).mean((0, 2))
+
+
+def nonletter_attention_share__newline_not_counted(pattern, toks):
+    return (pattern * (toks > 26)[:, None, None, :]).sum(-1).mean((0, 2))
+
+
+def nonletter_attention_share__summed_over_destinations(pattern, toks):
+    return (pattern * (toks >= 26)[:, None, None, :]).sum(-1).sum(2).mean(0)
+
+
+def loss_by_letters_seen__float32(logprobs_correct, toks, max_letters=26):
+    return loss_by_letters_seen(logprobs_correct, toks, max_letters).float()
+
+
+def loss_by_letters_seen__ignores_max_letters(logprobs_correct, toks, max_letters=26):
+    return loss_by_letters_seen(logprobs_correct, toks, 26)
+
+
+def loss_by_letters_seen__summed_not_averaged(logprobs_correct, toks, max_letters=26):
+    n = (toks < 26).long().cumsum(1).clamp(max=max_letters).flatten()
+    total = torch.zeros(max_letters + 1, dtype=torch.float64).index_add_(0, n, -logprobs_correct.flatten().double())
+    count = torch.zeros(max_letters + 1, dtype=torch.float64).index_add_(0, n, torch.ones(n.shape, dtype=torch.float64))
+    return torch.where(count > 0, total, torch.nan)
+
+
+def reliability_bins__float32(probs, targets, n_bins=10):
+    from .lesson06 import reliability_bins
+
+    return reliability_bins(probs, targets, n_bins).float()
+
+
+def reliability_bins__ignores_n_bins(probs, targets, n_bins=10):
+    from .lesson06 import reliability_bins
+
+    return reliability_bins(probs, targets, 10)
+
+
+def reliability_bins__accuracy_is_target_prob(probs, targets, n_bins=10):
+    from .lesson06 import reliability_bins
+
+    table = reliability_bins(probs, targets, n_bins)
+    confidence = probs.double().max(-1).values
+    index = (confidence * n_bins).floor().long().clamp(0, n_bins - 1)
+    target_p = probs.double().gather(-1, targets.view(-1, 1)).squeeze(-1)
+    total = torch.zeros(n_bins, dtype=torch.float64).index_add(0, index, target_p)
+    count = torch.zeros(n_bins, dtype=torch.float64).index_add(0, index, torch.ones_like(target_p))
+    table[1] = total / count
+    return table
+
+
+def frequency_baseline_logprobs__freqs_not_logged(toks, letter_freqs):
+    plain = (toks.unsqueeze(-1) - torch.arange(26)) % 26
+    evidence = torch.where((toks < 26).unsqueeze(-1), letter_freqs.double()[plain], 0.0)
+    return torch.cumsum(evidence, dim=1).log_softmax(-1)
+
+
+def loss_by_letters_seen__one_bucket_short(logprobs_correct, toks, max_letters=26):
+    return loss_by_letters_seen(logprobs_correct, toks, max_letters - 1)
