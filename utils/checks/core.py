@@ -30,6 +30,7 @@ import math
 import numbers
 import os
 import random
+import re
 import sys
 import traceback
 from typing import Any, Callable, Sequence
@@ -650,6 +651,51 @@ def learner_frames(exc: BaseException) -> str:
     return "".join(traceback.format_list(frames[-3:]))
 
 
+class Judged(str):
+    """A judgement check's problem that also names the decision's mistake: `cause` completes "Likely mistake: ..."
+    (a judgement exercise's answer is judged by its consequences, so no catalogued answer can reproduce it; the
+    branch of the comparison that rejects it says which mistake it is)."""
+
+    cause: str
+
+    def __new__(cls, problem: str, cause: str) -> "Judged":
+        judged = super().__new__(cls, problem)
+        judged.cause = cause
+        return judged
+
+
+# what a side effect the value check cannot see (core's own messages, matched by their words) says about the code
+_IN_PLACE = ("an in-place operation on an input (a method ending in `_`, `x += ...` or `x[...] = ...` on what you "
+             "were given) instead of on a copy")
+SIDE_EFFECT_CAUSES = (
+    (r"^your function changed (the shape of )?its input", _IN_PLACE),
+    (r"^your function changed the list", "the list you were given was changed (append, sort, item assignment) "
+                                         "instead of a copy"),
+    (r"^your function changed the dict", "the dict you were given was changed instead of a copy"),
+    (r"^your function left the weights", "the model's weights were written to (an in-place change of a parameter)"),
+    (r"^your function left \d+ hook\(s\)", "hooks added to the model (add_hook) and never removed"),
+    (r"^your function left `.*` in \w+ mode", "the model's train/eval mode was changed and not restored"),
+    (r"^your function changed which parameters", "requires_grad was changed on the model's parameters and not "
+                                                 "restored"),
+    (r"^your function changed `.*\.cfg`", "the model's configuration was changed (e.g. set_use_attn_result) and "
+                                           "not restored"),
+)
+
+
+def cause_line(problems: Sequence[str]) -> str | None:
+    """"Likely mistake: ..." from the problems of every failing case, where each names the same cause: a
+    judgement check's `Judged` branch, or a side effect the value check cannot see (core's own messages)."""
+    causes = set()
+    for problem in problems:
+        cause = getattr(problem, "cause", None)
+        if cause is None:
+            cause = next((c for pattern, c in SIDE_EFFECT_CAUSES if re.match(pattern, str(problem))), None)
+        if cause is None:
+            return None
+        causes.add(cause)
+    return _format_diagnosis([Mistake("cause", causes.pop())]) if len(causes) == 1 else None
+
+
 @dataclasses.dataclass
 class CaseResult:
     label: str
@@ -657,6 +703,7 @@ class CaseResult:
     message: str = ""
     diagnosis: str = ""  # "Likely mistake: ..." (first failing case only), or ""
     wrong_value: bool = False  # the returned value differs from the reference (not only a side effect)
+    problem: str | None = None  # the first problem as the comparison returned it (a `Judged` names its cause)
 
 
 def _run_case(exercise: Exercise, fn: Callable, case: Case) -> tuple[CaseResult, Any]:
@@ -676,7 +723,9 @@ def _run_case(exercise: Exercise, fn: Callable, case: Case) -> tuple[CaseResult,
         return CaseResult(case.describe(), False, msg.rstrip(), wrong_value=True), Raised.of(e)
     problem = exercise.check_output(case, exercise.expected(case), got)
     problems = ([problem] if problem else []) + side_effects
-    return CaseResult(case.describe(), not problems, "\n".join(problems), wrong_value=bool(problem)), got
+    result = CaseResult(case.describe(), not problems, "\n".join(problems), wrong_value=bool(problem),
+                        problem=problems[0] if problems else None)
+    return result, got
 
 
 def run_case(exercise: Exercise, fn: Callable, case: Case, diagnose_it: bool = True) -> CaseResult:
@@ -684,6 +733,8 @@ def run_case(exercise: Exercise, fn: Callable, case: Case, diagnose_it: bool = T
     result, got = _run_case(exercise, fn, case)
     if diagnose_it and result.wrong_value:
         result.diagnosis = diagnose(exercise, case, got) or ""
+    if diagnose_it and not result.passed and not result.diagnosis:
+        result.diagnosis = cause_line([result.problem]) or ""
     return result
 
 
@@ -706,6 +757,8 @@ def run_cases(exercise: Exercise, fn: Callable, seed: int) -> list[CaseResult]:
         _, case, got = wrong[0]
         others = [(c, g) for _, c, g in wrong[1:]]
         results[failed[0]].diagnosis = diagnose(exercise, case, got, others, right) or ""
+    if failed and not results[failed[0]].diagnosis:  # a judged decision, or a side effect only
+        results[failed[0]].diagnosis = cause_line([results[i].problem for i in failed]) or ""
     return results
 
 

@@ -14,7 +14,7 @@ import random
 
 import torch
 
-from .core import Case, Exercise, Mistake, make_test, reference, register, verdict_problem
+from .core import Case, Exercise, Judged, Mistake, make_test, reference, register, verdict_problem
 
 R = "lesson03_judgement"
 MIN_SHARE, MIN_GAP = 0.7, 0.1  # chosen words must separate the hypotheses by 70% of the best possible, >= 0.1
@@ -74,9 +74,10 @@ def _openings_compare(expected: list, got, case: Case) -> str | None:
     best_i, best_b = _observers(list(expected), words_freq)
     gap, best = (bayes - indep).abs().mean().item(), (best_b - best_i).abs().mean().item()
     if gap < MIN_SHARE * best or gap < MIN_GAP:
-        return (f"on your words the two hypotheses predict p(correct) at position 1 only {gap:.2f} apart on average "
-                f"(the candidates allow {best:.2f}): whatever the model does there, the measurement can hardly tell "
-                "the hypotheses apart. Where do the two observers disagree most?")
+        return Judged(f"on your words the two hypotheses predict p(correct) at position 1 only {gap:.2f} apart on average "
+                      f"(the candidates allow {best:.2f}): whatever the model does there, the measurement can hardly tell "
+                      "the hypotheses apart. Where do the two observers disagree most?",
+                      "words on which the two observers predict nearly the same p(correct) at position 1, instead of those where they disagree most")
     learner = _closer_to_bayes(chosen, indep, bayes)
     # where even the best k words of these candidates cannot decide at 2 SE, choosing well is all that is asked
     if not _decides(learner) and _decides(_closer_to_bayes(list(expected), best_i, best_b)):

@@ -17,7 +17,7 @@ import torch
 
 from ..analysis import COMPONENT_NAMES
 from ..data import CodeBreakingDataset
-from .core import Case, Exercise, Mistake, make_test, reference, register
+from .core import Case, Exercise, Judged, Mistake, make_test, reference, register
 
 __all__ = ["test_discriminating_ablation", "test_shares_differ"]
 
@@ -130,9 +130,10 @@ def compare_ablation(expected, got, case: FreshCase) -> str | None:
     comps, path, verdict = choice
     predicted = predictions(comps, path)
     if predicted["filter"] == predicted["alone"]:
-        return (f"for a {path} ablation of {comps}, both accounts predict the same outcome ({predicted['filter']} "
-                "in top-1 at position 1): whatever it measures, it cannot tell them apart. Look for an intervention "
-                "on which the two accounts disagree.")
+        return Judged(f"for a {path} ablation of {comps}, both accounts predict the same outcome ({predicted['filter']} "
+                      "in top-1 at position 1): whatever it measures, it cannot tell them apart. Look for an intervention "
+                      "on which the two accounts disagree.",
+                      'an intervention on which both accounts predict the same outcome, so it cannot tell them apart')
     drop = run_intervention(comps, path, case.data_seed)
     outcome, value, se = measured_outcome(drop)
     measured = f"on {len(drop)} fresh sequences (seed {case.data_seed}) top-1 at position 1 falls by {value:.2f} ± {se:.2f}"
@@ -142,8 +143,9 @@ def compare_ablation(expected, got, case: FreshCase) -> str | None:
                 "choose one where the account that predicts a drop predicts a large one.")
     supported = [h for h, p in predicted.items() if p == outcome][0]
     if verdict != supported:
-        return (f"{measured}, which is what the '{supported}' account predicts ({predicted[supported]}), not the "
-                f"'{verdict}' account ({predicted[verdict]}).")
+        return Judged(f"{measured}, which is what the '{supported}' account predicts ({predicted[supported]}), not the "
+                      f"'{verdict}' account ({predicted[verdict]}).",
+                      'the verdict names the account that the measured outcome contradicts')
     return None
 
 

@@ -15,7 +15,7 @@ import dataclasses
 
 import torch
 
-from .core import Case, Exercise, Ref, _build_ref, make_test, reference, register
+from .core import Case, Exercise, Judged, Ref, _build_ref, make_test, reference, register
 
 R = "lesson05_judgement"
 N_SEQUENCES = 100
@@ -45,22 +45,26 @@ def compare_control(expected, got, case: Case) -> str | None:
         return "your stream holds NaN or infinite values"
     moved = (got[:, 1:] - resid[:, 1:]).abs().amax((0, 2)) > 1e-4 * resid.abs().max()
     if moved.any():
-        return (f"your control changes positions other than 0A (e.g. position {int(moved.nonzero()[0]) + 1}): a control "
-                "for an intervention at 0A changes 0A's key input and nothing else")
+        return Judged(f"your control changes positions other than 0A (e.g. position {int(moved.nonzero()[0]) + 1}): a control "
+                      "for an intervention at 0A changes 0A's key input and nothing else",
+                      "a control that changes positions other than 0A, not only 0A's key input")
     key_input = circuits.layer_norm_pre(got[:, 0])
     change = circuits.change_at_0A(resid, key_input)
     blowup = circuits.change_at_0A(resid, circuits.lowered_0A_input(resid))
     if change.mean() < 1e-3:
-        return ("after LayerNorm, 0A's key input is exactly the clean one (LayerNorm undoes any rescaling of a "
-                "position's stream): this control is the unmodified model, so it cannot fail")
+        return Judged("after LayerNorm, 0A's key input is exactly the clean one (LayerNorm undoes any rescaling of a "
+                      "position's stream): this control is the unmodified model, so it cannot fail",
+                      "a rescaling of 0A's stream, which LayerNorm undoes: the key input does not change, so the control is the unmodified model")
     far = circuits.nearest_real_key_input(resid, key_input) > 1e-2
     if far.any():
-        return (f"in {int(far.sum())} of {len(far)} sequences 0A's key input is not one any real position has: the "
-                "head never meets such a key, so what it does with it says little (out of distribution)")
+        return Judged(f"in {int(far.sum())} of {len(far)} sequences 0A's key input is not one any real position has: the "
+                      "head never meets such a key, so what it does with it says little (out of distribution)",
+                      'a key input that no real position has (out of distribution)')
     if change.mean() < MIN_SIZE * blowup.mean():
-        return (f"your control moves 0A's normalized key input by {change.mean():.1f} on average, against "
-                f"{blowup.mean():.1f} for '0A lowered': a change this small could hardly come out the other way, so "
-                "its null result would say little. Choose a larger change that stays in distribution.")
+        return Judged(f"your control moves 0A's normalized key input by {change.mean():.1f} on average, against "
+                      f"{blowup.mean():.1f} for '0A lowered': a change this small could hardly come out the other way, so "
+                      "its null result would say little. Choose a larger change that stays in distribution.",
+                      "a change to 0A's key input much smaller than the blow-up's, so its null result says little")
     return None
 
 
@@ -80,16 +84,18 @@ def compare_swap(expected, got, case: Case) -> str | None:
         return f'"verdict" must be one of {list(circuits.HYPOTHESES)}; got {verdict!r}'
     predicted = circuits.predicted_outcomes(part, donor)
     if len(set(predicted.values())) == 1:
-        return (f"both hypotheses predict that head 1.0's share on 3rd letters {predicted['position']} under this "
-                "swap: whatever it measures cannot tell them apart")
+        return Judged(f"both hypotheses predict that head 1.0's share on 3rd letters {predicted['position']} under this "
+                      "swap: whatever it measures cannot tell them apart",
+                      'a swap on which both hypotheses predict the same outcome, so it cannot tell them apart')
     model = _build_ref(Ref("model", "easy"))
     cache = _build_ref(Ref("cache", "easy", N_SEQUENCES, case.seed))
     outcome, change = circuits.measured_outcome(model, cache, part, donor)
     picked = [h for h, p in predicted.items() if p == outcome][0]
     if verdict != picked:
-        return (f"on fresh sequences your swap changes head 1.0's share on 3rd letters by {change} (\"falls\" means a "
-                f"drop of more than 0.15 at 2 SE); compare that with what each hypothesis predicted for your swap: "
-                f"it does not support {verdict!r}")
+        return Judged(f"on fresh sequences your swap changes head 1.0's share on 3rd letters by {change} (\"falls\" means a "
+                      f"drop of more than 0.15 at 2 SE); compare that with what each hypothesis predicted for your swap: "
+                      f"it does not support {verdict!r}",
+                      'the verdict names the hypothesis that the measured change contradicts')
     return None
 
 

@@ -14,7 +14,7 @@ import random
 
 import torch
 
-from .core import Case, Exercise, Mistake, SeededCase, make_test, reference, register, verdict_problem
+from .core import Case, Exercise, Judged, Mistake, SeededCase, make_test, reference, register, verdict_problem
 from .lesson06 import course_hard_run
 
 R = "lesson06_judgement"
@@ -151,22 +151,26 @@ def _control_compare(expected: dict, got, case: Case) -> str | None:
     if control["component"] not in HEAD_NAMES or not 0 <= control["position"] < 32:
         return f"the control must name a head {list(HEAD_NAMES)} and a position 0-31; got {got!r}"
     if control["method"] != "resample":
-        return (f"a {control['method']} ablation puts activations where no real input puts them: how would you "
-                "replace a head's output with one the model has actually seen?")
+        return Judged(f"a {control['method']} ablation puts activations where no real input puts them: how would you "
+                      "replace a head's output with one the model has actually seen?",
+                      'a mean or zero ablation as the control: it puts activations where no real input puts them')
     head, rival, position = case.args
     if (control["component"], control["position"]) == (head, position):
-        return "that is the intervention itself, not a control"
+        return Judged("that is the intervention itself, not a control",
+                      'the control is the claimed intervention itself')
     true_mode, false_mode = CONTROL_CLAIMS[tuple(case.args)]
     seed = case.seed  # fresh data the learner never saw, the same for every run of this check's seed
     on_true = _effect_minus_control(true_mode, case.args, control, seed)
     if on_true.value <= Z * on_true.se:
-        return (f"on a fresh {true_mode} dataset the claim is true, yet your control costs as much as the effect "
-                f"(effect minus control {on_true} nats): it does not isolate what the claim is about")
+        return Judged(f"on a fresh {true_mode} dataset the claim is true, yet your control costs as much as the effect "
+                      f"(effect minus control {on_true} nats): it does not isolate what the claim is about",
+                      'a control that does not isolate the claim: where the claim is true it costs as much as the effect')
     on_false = _effect_minus_control(false_mode, case.args, control, seed)
     if on_false.value >= -Z * on_false.se:
-        return (f"on the {false_mode} model, where the claim is false (there head {rival} does the work at position "
-                f"{position}), your control still comes out below the effect (effect minus control {on_false} nats): "
-                "it could not have failed, so passing it shows nothing about the claim")
+        return Judged(f"on the {false_mode} model, where the claim is false (there head {rival} does the work at position "
+                      f"{position}), your control still comes out below the effect (effect minus control {on_false} nats): "
+                      "it could not have failed, so passing it shows nothing about the claim",
+                      'a control that could not have failed: it comes out below the effect even where the claim is false')
     return None
 
 

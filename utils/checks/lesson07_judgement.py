@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from .core import Case, Exercise, Mistake, Ref, SeededCase, _build_ref, make_test, reference, register
+from .core import Case, Exercise, Judged, Mistake, Ref, SeededCase, _build_ref, make_test, reference, register
 
 R = "lesson07_judgement"
 BASELINE = (1, 1, 1, 1)
@@ -62,10 +62,12 @@ def judge_falsification(expected, got, case: SeededCase) -> str | None:
     if isinstance(keep, str):
         return keep
     if any(k < b for k, b in zip(keep, BASELINE)) or keep == BASELINE:
-        return (f"{keep} does not keep at least as much of the true word as {BASELINE} in every slot (and more in "
-                "one), so the claim makes no prediction about it: it cannot falsify the claim")
+        return Judged(f"{keep} does not keep at least as much of the true word as {BASELINE} in every slot (and more in "
+                      "one), so the claim makes no prediction about it: it cannot falsify the claim",
+                      'a pattern that keeps less than (1, 1, 1, 1) in some slot, or no more in any: the claim predicts nothing about it')
     if keep == TAKEN:
-        return f"{TAKEN} is the lesson's own example (the exercise says it is taken): find another pattern"
+        return Judged(f"{TAKEN} is the lesson's own example (the exercise says it is taken): find another pattern",
+                      "the lesson's own example (1, 1, 3, 1), which the exercise rules out")
     scrubber = _fresh_scrubber(case.seed)
     diff = scrubber.recovered_difference(BASELINE, keep)
     ours, base = scrubber.recovered(keep), scrubber.recovered(BASELINE)

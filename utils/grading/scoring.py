@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..checks.core import REGISTRY, Case, Exercise, diagnose
+from ..checks.core import REGISTRY, Case, Exercise, cause_line, diagnose
 from .records import ExerciseRun, NotebookRun
 
 LIBRARY_PREFIXES = ("utils.",)
@@ -226,7 +226,8 @@ def case_outcome(ex: Exercise, case: Case, expected: Any, record: dict) -> tuple
             problem = f"could not compare your output ({e.__class__.__name__}: {e})"
         if problem is None:
             return "pass", ""
-        diagnosis = diagnose(ex, case, record.get("value"))  # in the grader's process, which has the catalogue
+        # in the grader's process, which has the catalogue; else the cause a judgement check's branch names
+        diagnosis = diagnose(ex, case, record.get("value")) or cause_line([problem])
         return "fail", problem + (f"\n{diagnosis}" if diagnosis else "")
     messages = {
         "missing": f"no function named `{ex.name}` is defined in your notebook",
@@ -237,6 +238,9 @@ def case_outcome(ex: Exercise, case: Case, expected: Any, record: dict) -> tuple
         "library": f"your `{ex.name}` calls the course library's own version of this exercise "
                    f"(`{record.get('library')}`); write it yourself: this exercise scores 0",
     }
+    if status == "side_effect":  # a side effect the value check cannot see names its cause
+        cause = cause_line([messages[status]])
+        return status, messages[status] + (f"\n{cause}" if cause else "")
     if status in messages:
         return status, messages[status]
     return "fail", f"the grader could not read your output ({record.get('error', status)})"
