@@ -22,23 +22,11 @@ from utils.data import LETTERS, VOCAB_EASY, VOCAB_HARD
 from utils.model import weights_path
 from utils.reference import lesson01 as r1, lesson02 as r2, lesson03 as r3, lesson04 as r4
 
+from .collect import HeldOut
+
 LOW, UP = string.ascii_lowercase, string.ascii_uppercase
-WRONG: list[tuple[str, str, object, str]] = []
-RIGHT: list[tuple[str, str, object]] = []
-
-
-def wrong(exercise, cause):
-    def add(fn):
-        WRONG.append((exercise, fn.__name__, fn, cause))
-        return fn
-    return add
-
-
-def right(exercise):
-    def add(fn):
-        RIGHT.append((exercise, fn.__name__, fn))
-        return fn
-    return add
+_SET = HeldOut()
+WRONG, RIGHT, wrong, right = _SET.WRONG, _SET.RIGHT, _SET.wrong, _SET.right
 
 
 def _ids(word):
