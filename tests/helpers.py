@@ -86,3 +86,13 @@ def writes_into(fn: Callable, arg: int) -> Callable:
         return out
 
     return mutant
+
+
+def headless_chromium():
+    """A headless Chromium (utils/pages/browser.py) for the page tests, or a skip that says what to install."""
+    from utils.pages.browser import Chromium, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("headless Chromium not found: install the Debian package `chromium` (apt-get install chromium)")
+    pytest.importorskip("websocket", reason="needs websocket-client (installed with Jupyter)")
+    return Chromium()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import os
 import tempfile
-import textwrap
 from pathlib import Path
 
 import nbformat
@@ -17,7 +16,7 @@ import pytest
 
 from utils import grade
 from utils.checks.core import REGISTRY
-from utils.notebooks import setup_cell_source
+from test_grade import notebook  # the same learner notebook: setup cell, imports, then the cells given
 from utils.reference import lesson01
 
 NB_NAME = "01_dataset.ipynb"
@@ -27,23 +26,6 @@ POINTS = {name: REGISTRY[name].points for name in LESSON01}
 # besides the re-runs that leave out a cell that would not stop
 SETTINGS = dict(cell_timeout=20, exercise_timeout=60, submission_timeout=600, memory_mb=4000, disk_mb=64,
                 max_procs=128, max_kernel_starts=1, seed=4321)
-IMPORTS = """\
-import string
-import einops
-import torch
-from jaxtyping import Float, Int
-from torch import Tensor
-import utils
-from utils.checks import *
-from utils.data import VOCAB_EASY, VOCAB_HARD
-"""
-
-
-def notebook(*cells: str) -> nbformat.NotebookNode:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(setup_cell_source()), nbformat.v4.new_code_cell(IMPORTS)]
-    nb.cells += [nbformat.v4.new_code_cell(textwrap.dedent(c)) for c in cells]
-    return nb
 
 
 def correct_cells() -> list[str]:

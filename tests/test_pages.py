@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from utils.pages import build
-from utils.pages.browser import Chromium, check_page, find_chromium
+from helpers import headless_chromium
+from utils.pages.browser import check_page
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "pages"
@@ -23,10 +24,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def browser():
-    if find_chromium() is None:
-        pytest.skip("headless Chromium not found: install the Debian package `chromium` (apt-get install chromium)")
-    pytest.importorskip("websocket", reason="needs websocket-client (installed with Jupyter)")
-    chromium = Chromium()
+    chromium = headless_chromium()
     yield chromium
     chromium.close()
 

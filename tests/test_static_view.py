@@ -16,7 +16,8 @@ import nbformat
 import pytest
 
 from utils.nbcompare import PLOTLY
-from utils.pages.browser import Chromium, find_chromium
+from helpers import headless_chromium
+from utils.pages.browser import Chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
@@ -36,10 +37,7 @@ PICTURES_JS = """(() => {
 
 @pytest.fixture(scope="module")
 def browser():
-    if find_chromium() is None:
-        pytest.skip("headless Chromium not found: install the Debian package `chromium` (apt-get install chromium)")
-    pytest.importorskip("websocket", reason="needs websocket-client (installed with Jupyter)")
-    chromium = Chromium()
+    chromium = headless_chromium()
     chromium.send("Emulation.setScriptExecutionDisabled", value=True)
     yield chromium
     chromium.close()

@@ -519,6 +519,21 @@ class Exercise:
 AMBIGUOUS_Z = (1.5, 2.5)  # a difference this many SEs from zero may be called either way in a verdict exercise
 
 
+def read_verdict(got: Any, tensor_verdict: bool = False) -> tuple[float, float, Any] | str:
+    """(difference, se, real) from a verdict exercise's answer (a dict with those keys), or the problem with its
+    form. `tensor_verdict`: a one-element tensor is a verdict too (where the exercise's inputs are tensors)."""
+    if not isinstance(got, dict) or not {"difference", "se", "real"} <= set(got):
+        return f"return a dict with the keys 'difference', 'se' and 'real'; got {type(got).__name__} {got!r:.80}"
+    try:
+        diff, se = float(got["difference"]), float(got["se"])
+    except (TypeError, ValueError):
+        return f"'difference' and 'se' must be numbers; got {got['difference']!r:.40}, {got['se']!r:.40}"
+    real = got["real"]
+    if not (isinstance(real, bool) or tensor_verdict and isinstance(real, torch.Tensor) and real.numel() == 1):
+        return f"'real' must be True or False (a verdict); got {real!r:.40}"
+    return diff, se, real
+
+
 def verdict_problem(real: Any, diff: float, se: float, expected: dict) -> str | None:
     """The shared rule of the "difference, SE, is it real?" judgement exercises: outside the ambiguous band of
     `AMBIGUOUS_Z` standard errors (the reference's), the learner's verdict must match the reference's."""

@@ -14,7 +14,7 @@ import random
 
 import torch
 
-from .core import Case, Exercise, Judged, Mistake, make_test, reference, register, verdict_problem
+from .core import Case, Exercise, Judged, Mistake, make_test, read_verdict, reference, register, verdict_problem
 
 R = "lesson03_judgement"
 MIN_SHARE, MIN_GAP = 0.7, 0.1  # chosen words must separate the hypotheses by 70% of the best possible, >= 0.1
@@ -145,14 +145,10 @@ def _verdict_cases(seed: int) -> list[Case]:
 
 
 def _verdict_compare(expected: dict, got, case: Case) -> str | None:
-    if not isinstance(got, dict) or not {"difference", "se", "real"} <= set(got):
-        return f"return a dict with 'difference', 'se' and 'real'; got {type(got).__name__}"
-    try:
-        diff, se = float(got["difference"]), float(got["se"])
-    except (TypeError, ValueError):
-        return "'difference' and 'se' must be numbers"
-    if not isinstance(got["real"], bool):
-        return f"'real' must be True or False (a verdict), got {got['real']!r}"
+    verdict = read_verdict(got)
+    if isinstance(verdict, str):
+        return verdict
+    diff, se, _ = verdict
     if abs(diff - expected["difference"]) > 1e-6:
         return f"the difference {diff:.5f} is not the mean of model minus Bayes ({expected['difference']:.5f}): check the sign"
     ratio = se / expected["se"]

@@ -17,7 +17,7 @@ import torch
 
 from ..analysis import COMPONENT_NAMES
 from ..data import CodeBreakingDataset
-from .core import Case, Exercise, Judged, Mistake, make_test, reference, register
+from .core import Case, Exercise, Judged, Mistake, make_test, read_verdict, reference, register
 
 __all__ = ["test_discriminating_ablation", "test_shares_differ"]
 
@@ -214,14 +214,10 @@ def _share_cases(seed: int) -> list[Case]:
 
 
 def compare_shares(expected: dict, got, case: Case) -> str | None:
-    if not isinstance(got, dict) or not {"difference", "se", "real"} <= set(got):
-        return f"return a dict with the keys 'difference', 'se' and 'real'; got {got!r}"
-    try:
-        diff, se = float(got["difference"]), float(got["se"])
-    except (TypeError, ValueError):
-        return f"'difference' and 'se' must be numbers; got {got['difference']!r}, {got['se']!r}"
-    if not isinstance(got["real"], bool):
-        return f"'real' must be True or False; got {got['real']!r}"
+    verdict = read_verdict(got)
+    if isinstance(verdict, str):
+        return verdict
+    diff, se, _ = verdict
     if not math.isclose(diff, expected["difference"], abs_tol=1e-3):
         return (f"difference {diff:.4f}, expected {expected['difference']:.4f}: check how a group's share is formed "
                 "(from the mean attribution over sequences) and which group is subtracted from which")

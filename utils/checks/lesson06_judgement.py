@@ -14,7 +14,7 @@ import random
 
 import torch
 
-from .core import Case, Exercise, Judged, Mistake, SeededCase, make_test, reference, register, verdict_problem
+from .core import Case, Exercise, Judged, Mistake, SeededCase, make_test, read_verdict, reference, register, verdict_problem
 from .lesson06 import course_hard_run
 
 R = "lesson06_judgement"
@@ -63,14 +63,10 @@ def _ece_cases(seed: int) -> list[Case]:
 
 
 def _ece_compare(expected: dict, got, case: Case) -> str | None:
-    if not isinstance(got, dict) or not {"difference", "se", "real"} <= set(got):
-        return f"return a dict with 'difference', 'se' and 'real'; got {type(got).__name__} {got!r:.80}"
-    try:
-        diff, se = float(got["difference"]), float(got["se"])
-    except (TypeError, ValueError):
-        return "'difference' and 'se' must be numbers"
-    if not isinstance(got["real"], bool):
-        return f"'real' must be True or False (a verdict), got {got['real']!r}"
+    verdict = read_verdict(got)
+    if isinstance(verdict, str):
+        return verdict
+    diff, se, _ = verdict
     if abs(diff - expected["difference"]) > 1e-6 + 1e-3 * abs(expected["difference"]):
         return (f"the difference {diff:.5f} is not ECE(model) - ECE(baseline) = {expected['difference']:.5f} over all "
                 "predictions: check the order of the two and the binning")

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from .core import Case, Exercise, Judged, Mistake, Ref, SeededCase, _build_ref, make_test, reference, register
+from .core import Case, Exercise, Judged, Mistake, Ref, SeededCase, _build_ref, make_test, read_verdict, reference, register
 
 R = "lesson07_judgement"
 BASELINE = (1, 1, 1, 1)
@@ -128,14 +128,10 @@ def _difference_cases(seed: int) -> list[Case]:
 
 
 def judge_difference(expected: dict, got, case: Case) -> str | None:
-    if not isinstance(got, dict) or not {"difference", "se", "real"} <= set(got):
-        return "return a dict with keys 'difference', 'se' and 'real'"
-    try:
-        d, se = float(got["difference"]), float(got["se"])
-    except (TypeError, ValueError):
-        return "'difference' and 'se' must be numbers"
-    if not isinstance(got["real"], (bool,)) and not (isinstance(got["real"], torch.Tensor) and got["real"].numel() == 1):
-        return f"'real' must be True or False, got {got['real']!r}"
+    verdict = read_verdict(got, tensor_verdict=True)
+    if isinstance(verdict, str):
+        return verdict
+    d, se, _ = verdict
     if not math.isclose(d, expected["difference"], rel_tol=1e-3, abs_tol=1e-6):
         return (f"'difference' is {d:.6g}, the mean loss of a minus b is {expected['difference']:.6g}: check the "
                 "order (a minus b) and that you average over every sequence and position")
