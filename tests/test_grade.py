@@ -507,7 +507,14 @@ def run_dirs(pid: int) -> list[Path]:
     """The temporary folders of the grader process `pid` (batch.make_run_dir)."""
     import tempfile
 
-    return list(Path(tempfile.gettempdir()).glob(f"codebreak-run-{pid}-*"))
+    found = []
+    for d in Path(tempfile.gettempdir()).glob("codebreak-run-*"):
+        try:
+            if (d / ".owner").read_text() == str(pid):
+                found.append(d)
+        except OSError:
+            pass
+    return found
 
 
 def descendants(root: int) -> set[str]:
@@ -527,11 +534,13 @@ def descendants(root: int) -> set[str]:
 
 
 def kernels() -> set[str]:
-    """Processes of the grader's kernels (their connection files live in .../codebreak-kernel-*)."""
+    """Processes of the grader's kernels (their connection files: .../codebreak-kernel-* outside the sandbox,
+    /grading/runtime/* inside it)."""
     found = set()
     for p in Path("/proc").iterdir():
         try:
-            if p.name.isdigit() and b"codebreak-kernel-" in (p / "cmdline").read_bytes():
+            cmdline = (p / "cmdline").read_bytes() if p.name.isdigit() else b""
+            if b"codebreak-kernel-" in cmdline or b"-f\0/grading/runtime/" in cmdline:
                 found.add(p.name)
         except OSError:
             pass

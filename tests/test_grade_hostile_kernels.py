@@ -1,13 +1,18 @@
 """Hostile notebooks graded end to end in the sandbox (one small batch, short timeouts): cells that loop or sleep
 are interrupted inside bubblewrap as outside it; cells that ignore interrupts cost their own notebook a re-run
 each but never a later exercise's points, however few kernel starts are allowed; an output flood is reported even
-when the notebook is re-run; the sandbox's /proc names neither the submissions nor the results; and nothing of the
+when the notebook is re-run; the sandbox's /proc names no host path; and nothing of the
 run is left in the results folder or in /tmp."""
 
 from __future__ import annotations
 
 import inspect
+import json
 import os
+import shlex
+import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -19,6 +24,7 @@ from utils.checks.core import REGISTRY
 from test_grade import notebook  # the same learner notebook: setup cell, imports, then the cells given
 from utils.reference import lesson01
 
+ROOT = Path(__file__).resolve().parent.parent
 NB_NAME = "01_dataset.ipynb"
 LESSON01 = [name for lesson, name, _ in grade.points_table() if lesson == "01"]
 POINTS = {name: REGISTRY[name].points for name in LESSON01}
@@ -32,23 +38,44 @@ def correct_cells() -> list[str]:
     return [inspect.getsource(getattr(lesson01, n)) + "\n" for n in LESSON01]
 
 
+def host_secrets(subs: Path, out: Path) -> list[str]:
+    """Host paths the sandbox must not see anywhere in /proc: the submissions, the results, pytest's and the run's
+    temporary folders (with the grader's pid), the checkout, the Python installation and virtual environment. A
+    grader that is not root cannot mount: there the arguments and socket folders show as bound from the run folder
+    (the README says so)."""
+    found = [str(subs), str(out), str(Path(tempfile.gettempdir()) / "pytest-of"), str(ROOT), sys.prefix]
+    if not (sys.base_prefix == "/usr" or sys.base_prefix.startswith("/usr/")):  # else /usr, the system's
+        found.append(sys.base_prefix)
+    if os.geteuid() == 0:
+        found += ["codebreak-run", "codebreak-kernel"]
+    return found
+
+
 def proc_cell(*secrets: str) -> str:
-    """A cell that fails with the list of host paths and variables it found in the sandbox's /proc."""
+    """A cell that fails with the list of host paths and variables it found in the sandbox's /proc: every process's
+    mount tables, environment, command line, memory map, status and cgroup, and where its links point (exe, cwd,
+    root, open files)."""
     return f"""\
     import os
     found = []
     texts = {{}}
-    for pid in [p for p in os.listdir("/proc") if p.isdigit()] + ["self"]:
-        for what in ("mountinfo", "environ", "cmdline"):
+    for pid in [p for p in os.listdir("/proc") if p.isdigit()] + ["self", "thread-self"]:
+        for what in ("mountinfo", "mounts", "mountstats", "environ", "cmdline", "maps", "status", "cgroup"):
             try:
                 texts[pid + "/" + what] = open(f"/proc/{{pid}}/{{what}}", "rb").read().decode(errors="replace")
+            except OSError:
+                pass
+        links = ["exe", "cwd", "root"] + [f"fd/{{fd}}" for fd in (os.listdir(f"/proc/{{pid}}/fd") if os.access(f"/proc/{{pid}}/fd", os.R_OK) else [])]
+        for link in links:
+            try:
+                texts[pid + "/" + link] = os.readlink(f"/proc/{{pid}}/{{link}}")
             except OSError:
                 pass
     for where, text in texts.items():
         found += [f"{{where}}: {{s}}" for s in {list(secrets)!r} if s in text]
     init_env = {{item.split("=", 1)[0] for item in texts.get("1/environ", "").split("\\0") if item}}
     found += [f"1/environ: {{name}}" for name in sorted(init_env - {{"PATH"}})]
-    raise RuntimeError(f"LEAKS {{found}}")
+    raise RuntimeError(f"LEAKS {{found}} of {{len(texts)}}")
     """
 
 
@@ -88,7 +115,7 @@ def graded(tmp_path_factory):
         # (the first plain loop only computes: the slicer leaves it out; the second imports, so it runs)
         "loops": notebook("while True:\n    pass\n", "import math\nwhile True:\n    pass\n",
                           "import time\ntime.sleep(10**6)\n",
-                          proc_cell(str(subs), str(out), str(Path(tempfile.gettempdir()) / "pytest-of")),
+                          proc_cell(*host_secrets(subs, out)),
                           FILL_SOCKET_FOLDER,
                           *correct_cells()),
         # a flood, then two cells that ignore interrupts, then every exercise right
@@ -142,7 +169,8 @@ def test_a_flood_is_reported_when_the_notebook_is_rerun(graded):
 def test_proc_names_nothing_of_the_host(graded):
     errors = graded[2]["loops"]["notebooks"][NB_NAME]["cell_errors"]
     leaks = [e["error"] for e in errors if "LEAKS" in e["error"]]
-    assert leaks == ["RuntimeError: LEAKS []"], errors
+    assert len(leaks) == 1 and leaks[0].startswith("RuntimeError: LEAKS [] of "), errors
+    assert int(leaks[0].split()[-1]) > 20, leaks  # it read the files it lists
 
 
 @pytest.mark.slow
@@ -163,3 +191,23 @@ def test_nothing_left_in_the_results_or_tmp(graded):
     assert not (out / ".tmp").exists()
     assert sorted(p.name for p in out.iterdir()) == ["feedback", "grades.csv", "grades.json", "results", "skipped.txt"]
     assert not left, left
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("capsh"), reason="needs root and capsh (libcap2-bin)")
+def test_root_that_may_not_mount_still_grades_in_the_sandbox(tmp_path):
+    """Root without CAP_SYS_ADMIN (as in some containers) cannot make the worker's or the launcher's private mount
+    namespace: the launcher then stages in a user namespace of its own (root and the sandbox's uid mapped by a helper
+    left outside), still reaches folders the sandbox's uid cannot (the learner's private folder, a Python under
+    /root), runs the kernel as that uid, and grades a correct notebook in full."""
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    (subs / "alice").mkdir(parents=True)
+    nbformat.write(notebook("import os\nassert os.getuid() != 0\n", *correct_cells()), subs / "alice" / NB_NAME)
+    command = f"{shlex.quote(sys.executable)} -m utils.grade {shlex.quote(str(subs))} --out {shlex.quote(str(out))} -j 1"
+    proc = subprocess.run(["capsh", "--drop=cap_sys_admin", "--", "-c", command], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(next((out / "results").glob("*.json")).read_text())
+    nb = result["notebooks"][NB_NAME]
+    assert not nb["cell_errors"], nb["cell_errors"]
+    assert result["total"] == sum(POINTS.values()), (result["status"], result["problems"])

@@ -9,11 +9,9 @@ import base64
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import nbformat
@@ -304,10 +302,15 @@ def test_clean_up_never_follows_links(tmp_path):
 
 
 def test_stale_run_folders_are_removed_at_the_next_start(tmp_path):
+    """A run folder's name holds no pid (the sandbox's mountinfo may show it when the grader is not root); a folder
+    whose owner file is not locked, or an older grader's named after a dead pid, is removed; a live one is kept."""
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = tmp_path / f"{batch.RUN_PREFIX}{int(dead.stdout)}-abc"
-    (stale / "learner-1" / "codebreak-kernel-1").mkdir(parents=True)
-    alive = tmp_path / f"{batch.RUN_PREFIX}{os.getpid()}-def"
-    alive.mkdir()
+    legacy = tmp_path / f"{batch.RUN_PREFIX}{int(dead.stdout)}-abc"
+    (legacy / "learner-1" / "codebreak-kernel-1").mkdir(parents=True)
+    stale = tmp_path / f"{batch.RUN_PREFIX}stale"
+    (stale / "learner-1").mkdir(parents=True)
+    (stale / batch.OWNER).write_text("1")
+    alive = batch.make_run_dir(tmp_path)  # locked by this process
     run_dir = batch.make_run_dir(tmp_path)
-    assert not stale.exists() and alive.exists() and run_dir.name.startswith(f"{batch.RUN_PREFIX}{os.getpid()}-")
+    assert not legacy.exists() and not stale.exists() and alive.exists() and run_dir.exists()
+    assert str(os.getpid()) not in run_dir.name and (run_dir / batch.OWNER).read_text() == str(os.getpid())

@@ -81,6 +81,33 @@ def test_sees_no_checkout_no_reference_no_grader(spec, tmp_path):
     assert set(found["env"]) - {"PWD", "OLDPWD"} == set(spec["env"]) - {"PWD"}
 
 
+def test_proc_names_no_host_path_of_python_or_the_course(spec):
+    """mountinfo prints a bind mount's source as its path inside its filesystem: the Python installation, the virtual
+    environment and the course copy are overlays named by descriptor, at fixed sandbox paths, and Python runs from
+    there (its compiled modules and shared libpython included). The arguments and socket folders are tmpfs of their
+    own only when the grader is root (tests/test_grade_hostile_kernels.py); here they are plain folders."""
+    found = probe(spec, """
+        import json, os, ssl, sqlite3, sys
+        text = [open(f"/proc/self/{what}").read() for what in ("mountinfo", "mounts", "mountstats", "maps")]
+        links = [os.readlink("/proc/self/exe")]
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                links.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:  # the listing's own descriptor
+                pass
+        print(json.dumps({"text": "\\n".join(text + links), "prefix": sys.prefix, "base": sys.base_prefix,
+                          "executable": sys.executable}))
+    """)
+    secrets = [str(ROOT), sys.prefix, spec["course"]]
+    if not (sys.base_prefix == "/usr" or sys.base_prefix.startswith("/usr/")):  # else the system's /usr
+        secrets.append(sys.base_prefix)
+        assert found["base"] == "/opt/python", found["base"]
+    if sys.prefix != sys.base_prefix:
+        assert found["prefix"] == "/opt/venv" and found["executable"].startswith("/opt/venv/"), found
+    assert not [s for s in secrets if s in found["text"]], [s for s in secrets if s in found["text"]]
+    assert "/opt/venv" in found["text"] or sys.prefix == sys.base_prefix  # it read what it lists
+
+
 def test_no_network(spec):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

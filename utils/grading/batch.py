@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -75,6 +76,8 @@ def grader_fingerprint() -> str:
 def plain_env(private: Path, threads: int) -> dict[str, str]:
     """--no-sandbox: the kernel's environment, with the course copied into the learner's private folder."""
     env = sandbox.kernel_env(threads, GRADING_ENV)
+    for key in sandbox.python_env():  # what the sandbox's relocated Python needs, not this one
+        env.pop(key)
     home = private / "home"
     env.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
                HOME=str(home), TMPDIR=str(private / "tmp"), PYTHONPATH=str(private / "course"),
@@ -98,7 +101,10 @@ def limit_worker(private_mounts: bool = False) -> None:
     soft = WORKER_MEMORY_MB * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
     if private_mounts:
-        sandbox.private_mount_namespace()
+        try:
+            sandbox.private_mount_namespace()
+        except OSError:  # root without CAP_SYS_ADMIN (some containers): the runner sees that and mounts nothing
+            pass
 
 
 def kill_group(pgid: int) -> None:
@@ -320,27 +326,64 @@ def failed_result(sub: Submission, grader: Grader, e: Exception) -> dict:
 
 
 RUN_PREFIX = "codebreak-run-"
+OWNER = ".owner"  # in a run folder: the grader's pid, flock-ed while it runs
+RUN_LOCKS: dict[str, int] = {}  # this process's run-folder locks (released when it exits, however it ends)
+
+
+def run_is_stale(folder: Path) -> bool:
+    """Is `folder` (a run folder of this user's) left by a grader that is gone? Its owner file is no longer locked;
+    a folder without one is an older grader's (pid in its name) or a half-made one (over ten minutes old)."""
+    try:
+        fd = os.open(folder / OWNER, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        try:
+            os.kill(int(folder.name[len(RUN_PREFIX):].split("-")[0]), 0)
+            return False
+        except (ValueError, IndexError):
+            return time.time() - folder.lstat().st_mtime > 600
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def make_run_dir(base: Path | None = None) -> Path:
-    """<system temp>/codebreak-run-<pid>-*: this run's temporary files (the course copy, each learner's private
-    folder and its kernels' socket folders), outside the results folder, so that no path the sandbox sees names the
-    instructor's folders and nothing is left in the results. Folders of this user's runs whose process is gone
-    (a grader killed with SIGKILL) are removed, without following links."""
+    """<system temp>/codebreak-run-*: this run's temporary files (the course copy, each learner's private folder and
+    its kernels' socket folders), outside the results folder, so that no path the sandbox sees names the
+    instructor's folders and nothing is left in the results. Its name holds no pid; its owner file (the pid,
+    readable by the grader's user only) stays locked while this process lives, so that folders of this user's runs
+    that are gone (a grader killed with SIGKILL) are removed at the next start, without following links."""
     base = Path(base or tempfile.gettempdir())
     for old in base.glob(RUN_PREFIX + "*"):
         try:
-            pid = int(old.name[len(RUN_PREFIX):].split("-")[0])
-            if old.is_symlink() or old.lstat().st_uid != os.geteuid():
-                continue
-            os.kill(pid, 0)
-        except (ValueError, IndexError, ProcessLookupError):
-            sandbox.remove_tree(old)
-        except (PermissionError, OSError):
+            if not old.is_symlink() and old.lstat().st_uid == os.geteuid() and run_is_stale(old):
+                sandbox.remove_tree(old)
+        except OSError:
             pass
-    run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-", dir=base))
+    run_dir = Path(tempfile.mkdtemp(prefix=RUN_PREFIX, dir=base))
+    fd = os.open(run_dir / OWNER, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, str(os.getpid()).encode())
+    RUN_LOCKS[str(run_dir)] = fd
     run_dir.chmod(0o711)
     return run_dir
+
+
+def remove_run_dir(run_dir: Path) -> None:
+    """Remove a run folder (never following links) and release its lock."""
+    sandbox.remove_tree(run_dir)
+    fd = RUN_LOCKS.pop(str(run_dir), None)
+    if fd is not None:
+        os.close(fd)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -412,7 +455,7 @@ def grade_all(submissions_dir: Path, out: Path, jobs: int = 1, redo: bool = Fals
         grader.close()
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
-        sandbox.remove_tree(run_dir)
+        remove_run_dir(run_dir)
         if in_main:
             for s, h in handlers.items():
                 signal.signal(s, h)

@@ -26,7 +26,7 @@ import zipfile
 from pathlib import Path
 
 from . import sandbox
-from .batch import Grader, Settings, make_run_dir
+from .batch import Grader, Settings, make_run_dir, remove_run_dir
 from .reports import INSTRUCTOR_ONLY, exercise_feedback
 from .scoring import points_table
 from .submissions import Submission
@@ -169,7 +169,7 @@ def run(root: Path) -> dict:
         result = grader.grade(Submission("submission", "submission", [root / "submission"]))
     finally:
         grader.close()
-        sandbox.remove_tree(run_dir)
+        remove_run_dir(run_dir)
     data = results_json(result, lessons)
     (results_dir / "results.json").write_text(json.dumps(data, indent=1))
     return data

@@ -81,6 +81,7 @@ PROBE_TIMEOUT = 10  # seconds a kernel gets to answer `pass` after an interrupte
 MAX_OUTPUTS = 50  # outputs kept per cell (the rest counted as dropped output)
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 KERNEL_NAME = "codebreak-sandbox"
+ARGS_MB = 1024  # as root, the arguments folder is a tmpfs of this size (the grader writes it: the cases of one exercise)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -190,6 +191,8 @@ class Runner:
         self.kernel_stack: contextlib.ExitStack | None = None
         self.runtime: Path | None = None  # the live kernel's socket folder
         self.reported: set[tuple] = set()
+        # root, in a mount namespace of its own (batch.limit_worker): size-limited tmpfs for each kernel's folders
+        self.mounts = job.sandbox.mode == "bwrap" and job.private_mounts and sandbox.has_own_mounts(job.parent_pid)
 
     def save(self) -> None:
         write_atomic(self.private / "progress.json", to_json(self.progress))
@@ -200,8 +203,8 @@ class Runner:
     # ------------------------------------------------------------------ kernels
     def write_kernelspec(self, name: str, runtime: Path) -> str:
         """kernel.json of one kernel: the sandbox launcher (sandbox.main) or, with --no-sandbox, a plain ipykernel.
-        Its connection file and sockets live in `runtime`, a fresh folder of the worker's own (mounted at the same
-        path in the sandbox), which the launcher hands to the sandbox's user by file descriptor."""
+        Its connection file and sockets live in `runtime`, a fresh folder of the worker's own (at
+        sandbox.RUNTIME_MOUNT in the sandbox), which the launcher hands to the sandbox's user by file descriptor."""
         kernel = f"{KERNEL_NAME}-{name}"
         if self.job.sandbox.mode == "bwrap":
             spec = dict(vars(self.job.sandbox), args=str(self.private / "args"), runtime=str(runtime), env=self.job.env,
@@ -225,7 +228,7 @@ class Runner:
         name = secrets.token_hex(4)
         self.remove_runtime()
         runtime = self.runtime = Path(tempfile.mkdtemp(prefix="codebreak-kernel-", dir=self.private))
-        if self.job.sandbox.mode == "bwrap" and self.job.private_mounts:  # root: a size-limited socket folder
+        if self.mounts:  # root: a size-limited socket folder
             sandbox.mount_tmpfs(runtime, max(16, self.job.sandbox.disk_mb))
         kernel = self.write_kernelspec(name, runtime)
         ksm = KernelSpecManager(kernel_dirs=[str(self.private / "kernels")])
@@ -245,7 +248,7 @@ class Runner:
 
     def remove_runtime(self) -> None:
         if self.runtime is not None:
-            if self.job.private_mounts:
+            if self.mounts:
                 sandbox.unmount(self.runtime)
             sandbox.remove_tree(self.runtime)
             self.runtime = None
@@ -498,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent(job.parent_pid)
     runner = Runner(job)
     try:
+        if runner.mounts:  # root: the arguments folder is a filesystem of its own
+            sandbox.mount_tmpfs(runner.private / "args", ARGS_MB, mode=0o755)
         for spec in job.notebooks:
             runner.grade_notebook(spec)
         runner.progress.done = True

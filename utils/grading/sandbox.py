@@ -1,8 +1,9 @@
 """The sandbox each learner's kernel runs in: bubblewrap (https://github.com/containers/bubblewrap).
 
-Each kernel is started by `launch` (run by jupyter_client as the kernel's command) which execs
+Each kernel is started by `main` (run by jupyter_client as the kernel's command) which execs
 `bwrap` with new user, PID, network, IPC, UTS and cgroup namespaces. Inside, the kernel sees only:
-the system's /usr and a few files of /etc (read-only), the Python installation (read-only), the course library
+the system's /usr and a few files of /etc (read-only), the Python installation (read-only, at /opt/python and
+/opt/venv whatever its host paths), the course library
 without answers at /course (read-only: `utils/` without `reference/` and with only the kernel side of
 `utils/grading`, and `data/`), its cwd /course/notebooks and /tmp (private tmpfs of limited size, gone with the
 sandbox), the case inputs (read-only) and the folder of its own connection sockets. Its /proc shows only its own
@@ -12,6 +13,10 @@ sandbox: set inside its own user namespace), CPU seconds, no core files. Every w
 size (cwd, /tmp, /dev/shm) or the kernel's own socket folder; the root, /etc and /dev are read-only. When the grader
 runs as root, each sandbox runs as an unprivileged uid leased for it alone on this machine (`UidPool`: a lock file per
 uid, so two grader runs never share one), never as root.
+
+Nothing in the sandbox's /proc names a host path: before exec-ing bwrap, the launcher makes each folder the sandbox
+gets a filesystem of its own in a mount namespace of its own (`stage`: overlays named by file descriptor, tmpfs),
+since mountinfo prints a bind mount's source as its path inside the source's filesystem.
 
 The launcher (`main`, run by the worker as root or as the grader's user) touches no path the learner could have
 changed: each kernel gets a fresh socket folder that the worker made, opened with O_NOFOLLOW and chowned by file
@@ -40,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent  # utils/grading
@@ -174,10 +180,17 @@ def check() -> None:
     if shutil.which("bwrap") is None:
         raise SandboxUnavailable(f"bubblewrap (`bwrap`) is not installed. {advice}")
     argv = ["bwrap", *system_binds(), "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
-            "--die-with-parent", "--remount-ro", "/", "--", "/bin/true"]
-    uid = sandbox_uid(0)
-    preexec = (lambda: drop_privileges(uid)) if uid is not None else None
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, preexec_fn=preexec)
+            "--die-with-parent", "--proc", "/proc", "--dev", "/dev", "--clearenv"]
+    for _, mount in python_mounts():  # the kernels' way in: namespaces of the launcher's own, staged mounts
+        argv += ["--ro-bind", staged(mount), mount]
+    for key, value in python_env().items():
+        argv += ["--setenv", key, value]
+    argv += ["--remount-ro", "/", "--", sandbox_python(), "-I", "-S", "-c", "import sys"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, preexec_fn=lambda: enter(
+            dict(uid=sandbox_uid(0), memory_mb=1024, file_mb=1, cpu_seconds=60)))
+    except subprocess.SubprocessError as e:
+        raise SandboxUnavailable(f"cannot make the sandbox's namespaces here ({e}). {advice}") from None
     if proc.returncode != 0:
         raise SandboxUnavailable(f"bwrap cannot start a sandbox here ({proc.stderr.strip()[:300]}). {advice}")
 
@@ -201,32 +214,85 @@ def system_binds() -> list[str]:
     return args
 
 
+PYTHON_MOUNT = "/opt/python"  # where a Python installation outside /usr appears in the sandbox
 VENV_MOUNT = "/opt/venv"  # where a virtual environment appears in the sandbox, whatever its host path
+RUNTIME_MOUNT = "/grading/runtime"  # where the kernel's socket folder appears in the sandbox
+# In the launcher's own mount namespace, a fresh tmpfs holding what bwrap binds into the sandbox, over a folder the
+# launcher and bwrap need nothing from once it is staged (not /tmp: checkouts, environments and bwrap may be there)
+STAGE = "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"
+
+
+def relocated_base() -> bool:
+    """Is the Python installation outside /usr (pyenv, conda, a build of its own), so mounted at PYTHON_MOUNT?"""
+    return not (sys.base_prefix == "/usr" or sys.base_prefix.startswith("/usr/"))
 
 
 def python_mounts() -> list[tuple[str, str]]:
     """(host path, sandbox path) of the Python installation and the virtual environment the kernel runs from, both
-    read-only. A virtual environment appears at VENV_MOUNT, so that a `.venv` inside the checkout (as CI makes it)
-    names no host path in the sandbox."""
+    read-only, at fixed sandbox paths (PYTHON_MOUNT, VENV_MOUNT) so that the sandbox names neither's host path."""
     mounts: list[tuple[str, str]] = []
-    if not sys.base_prefix.startswith("/usr/") and sys.base_prefix != "/usr":
-        mounts.append((sys.base_prefix, sys.base_prefix))
+    if relocated_base():
+        mounts.append((sys.base_prefix, PYTHON_MOUNT))
     if sys.prefix != sys.base_prefix:
         mounts.append((sys.prefix, VENV_MOUNT))
     return mounts
 
 
-def python_dirs() -> list[str]:
-    """The host folders of the Python installation and virtual environment (read-only in the sandbox)."""
-    return [host for host, _ in python_mounts()]
+def inside(path: str) -> str:
+    """A host path of the Python installation or virtual environment as the sandbox sees it (else unchanged)."""
+    for host, mount in sorted(python_mounts(), key=lambda m: -len(m[0])):
+        if path == host or path.startswith(host + os.sep):
+            return mount + path[len(host):]
+    return path
 
 
 def sandbox_python() -> str:
     """The interpreter's path inside the sandbox (a virtual environment's python is found under VENV_MOUNT: Python
     reads the pyvenv.cfg beside the path it was started by)."""
-    if sys.prefix != sys.base_prefix and sys.executable.startswith(sys.prefix + os.sep):
-        return VENV_MOUNT + sys.executable[len(sys.prefix):]
-    return sys.executable
+    return inside(sys.executable)
+
+
+def python_env() -> dict[str, str]:
+    """What the relocated interpreter needs: its shared libpython is found by a run path naming the host folder."""
+    lib = Path(sys.base_prefix) / "lib"
+    if relocated_base() and any(lib.glob("libpython*.so*")):
+        return {"LD_LIBRARY_PATH": f"{PYTHON_MOUNT}/lib"}
+    return {}
+
+
+@dataclass(frozen=True)
+class VenvPatch:
+    """The top layer over the virtual environment: a pyvenv.cfg and python links that name the sandbox's paths (the
+    host's name the host folders: `home`, `command`, links into the installation). Read before staging, written
+    into the staging tmpfs."""
+
+    config: str
+    links: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def read(cls) -> "VenvPatch | None":
+        if sys.prefix == sys.base_prefix:
+            return None
+        keep = []
+        for line in (Path(sys.prefix) / "pyvenv.cfg").read_text().splitlines():
+            key, _, value = (part.strip() for part in line.partition("="))
+            if key == "home":
+                keep.append(f"home = {inside(value)}")
+            elif key in ("include-system-site-packages", "version", "version_info", "implementation"):
+                keep.append(line)
+        links = []
+        for link in sorted((Path(sys.prefix) / "bin").iterdir()):
+            if link.is_symlink() and os.path.isabs(target := os.readlink(link)) and inside(target) != target:
+                links.append((link.name, inside(target)))
+        return cls("\n".join(keep) + "\n", tuple(links))
+
+    def write(self, dest: Path) -> None:
+        (dest / "bin").mkdir(parents=True)
+        (dest / "pyvenv.cfg").write_text(self.config)
+        for name, target in self.links:
+            (dest / "bin" / name).symlink_to(target)
+        for p in (dest, dest / "bin", dest / "pyvenv.cfg"):  # whatever the launcher's umask
+            p.chmod(0o644 if p.is_file() else 0o755)
 
 
 def bwrap_argv(spec: dict, command: list[str]) -> list[str]:
@@ -234,16 +300,16 @@ def bwrap_argv(spec: dict, command: list[str]) -> list[str]:
     args = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--hostname", "sandbox", "--cap-drop", "ALL"]
     args += system_binds()
-    for host, inside in python_mounts():
-        args += ["--ro-bind", host, inside]
+    for _, mount in python_mounts():
+        args += ["--ro-bind", staged(mount), mount]
     size = str(spec["disk_mb"] * 2**20)
     # every writable place is a tmpfs of limited size; /dev (bwrap's own tmpfs) and the root are read-only
     args += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
     args += ["--size", size, "--tmpfs", "/tmp", "--dir", "/tmp/home"]
-    args += ["--ro-bind", spec["course"], COURSE_MOUNT]
+    args += ["--ro-bind", staged(COURSE_MOUNT), COURSE_MOUNT]
     args += ["--size", size, "--tmpfs", CWD]
-    args += ["--ro-bind", spec["args"], ARGS_MOUNT]
-    args += ["--bind", spec["runtime"], spec["runtime"]]
+    args += ["--ro-bind", staged(ARGS_MOUNT), ARGS_MOUNT]
+    args += ["--bind", staged(RUNTIME_MOUNT), RUNTIME_MOUNT]
     args += ["--remount-ro", "/", "--chdir", CWD, "--clearenv"]
     for key, value in spec["env"].items():
         args += ["--setenv", key, value]
@@ -264,7 +330,7 @@ def kernel_env(threads: int, grading_env: str) -> dict[str, str]:
         "JUPYTER_DATA_DIR": f"{home}/.local/share/jupyter", "JUPYTER_PLATFORM_DIRS": "1",
         "MPLCONFIGDIR": f"{home}/.matplotlib", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads), "PYDEVD_DISABLE_FILE_VALIDATION": "1", "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONHASHSEED": "0", "CUDA_VISIBLE_DEVICES": "", grading_env: "1",
+        "PYTHONHASHSEED": "0", "CUDA_VISIBLE_DEVICES": "", grading_env: "1", **python_env(),
     }
 
 
@@ -280,42 +346,7 @@ def set_limits(spec: dict) -> None:
     # would count every process of the uid on the machine against it
 
 
-def blocked_ancestor(path: str, uid: int) -> str | None:
-    """The topmost folder above `path` (not `path` itself) that user `uid` cannot enter (e.g. /root), else None."""
-    parts = Path(path).parts
-    for i in range(2, len(parts)):
-        st = os.stat(Path(*parts[:i]))
-        if not st.st_mode & 0o001 and st.st_uid != uid:
-            return str(Path(*parts[:i]))
-    return None
-
-
-def expose(paths: list[str], uid: int) -> None:
-    """As root, before dropping privileges: in a private mount namespace, cover each folder the sandbox user cannot
-    enter (e.g. /root above a pyenv Python) with an empty tmpfs and bind the needed paths back into it, so that the
-    unprivileged bwrap can mount them. Nothing changes outside this process."""
-    blocked = [(p, blocked_ancestor(p, uid)) for p in paths]
-    blocked = [(p, a) for p, a in blocked if a]
-    if not blocked:
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def check(rc: int, what: str) -> None:
-        if rc != 0:
-            raise OSError(ctypes.get_errno(), f"{what}: {os.strerror(ctypes.get_errno())}")
-
-    check(libc.unshare(0x00020000), "unshare(CLONE_NEWNS)")
-    check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
-    fds = {p: os.open(p, os.O_PATH) for p, _ in blocked}  # opened in the new namespace, before covering
-    for ancestor in dict.fromkeys(a for _, a in blocked):
-        check(libc.mount(b"tmpfs", ancestor.encode(), b"tmpfs", 0, b"mode=0755,size=1m"), f"tmpfs on {ancestor}")
-    for path, _ in blocked:
-        os.makedirs(path, exist_ok=True)
-        check(libc.mount(f"/proc/self/fd/{fds[path]}".encode(), path.encode(), None, MS_BIND | MS_REC, None), f"bind {path}")
-        os.close(fds[path])
-
-
-MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE, MNT_DETACH = 2, 4, 4096, 16384, 1 << 18, 2
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE, MNT_DETACH = 1, 2, 4, 4096, 16384, 1 << 18, 2
 
 
 def private_mount_namespace() -> None:
@@ -325,11 +356,21 @@ def private_mount_namespace() -> None:
         raise OSError(ctypes.get_errno(), "private mount namespace: " + os.strerror(ctypes.get_errno()))
 
 
-def mount_tmpfs(path: str | os.PathLike, size_mb: int) -> None:
-    """As root, in the worker's private mount namespace: a tmpfs of `size_mb` (root's, mode 0700) on `path`, so
-    that the one folder a kernel may write outside its own tmpfs (its socket folder) is size-limited too."""
+def has_own_mounts(parent_pid: int) -> bool:
+    """Does this process have a mount namespace other than process `parent_pid`'s (private_mount_namespace worked)?"""
+    try:
+        return os.readlink("/proc/self/ns/mnt") != os.readlink(f"/proc/{parent_pid}/ns/mnt")
+    except OSError:
+        return False
+
+
+def mount_tmpfs(path: str | os.PathLike, size_mb: int, mode: int = 0o700) -> None:
+    """As root, in the worker's private mount namespace: a tmpfs of `size_mb` (root's) on `path`, so that the
+    folders a kernel sees from the worker (its socket folder, written by the kernel; its arguments folder, written
+    by the worker) are size-limited and, being filesystems of their own, name no host path in the sandbox's
+    /proc/self/mountinfo."""
     libc = ctypes.CDLL(None, use_errno=True)
-    options = f"size={size_mb}m,nr_inodes=4096,mode=0700,uid=0,gid=0".encode()
+    options = f"size={size_mb}m,nr_inodes=4096,mode={mode:o},uid=0,gid=0".encode()
     if libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
         raise OSError(ctypes.get_errno(), f"tmpfs on {path}: {os.strerror(ctypes.get_errno())}")
 
@@ -373,17 +414,37 @@ def main(argv: list[str]) -> int:
     if spec["mode"] != "bwrap":
         raise SystemExit(f"sandbox mode {spec['mode']!r}: only bwrap is supported")
     dir_fd, file_fd = open_runtime(spec, connection_file)
+    kernel_file = sandbox_connection_file(spec, dir_fd, file_fd)
     if spec["uid"] is not None:  # the kernel must read its connection file and create its sockets
         os.fchown(dir_fd, spec["uid"], spec["uid"])
-        os.fchown(file_fd, spec["uid"], spec["uid"])
     os.close(file_fd)
     os.close(dir_fd)
     enter(spec)
-    argv = hidden_args(bwrap_argv(spec, [sandbox_python(), "-m", "ipykernel_launcher", "-f", connection_file]))
+    argv = hidden_args(bwrap_argv(spec, [sandbox_python(), "-m", "ipykernel_launcher", "-f", kernel_file]))
     # SIGINT (the worker's interrupt, sent to the whole process group) must reach the kernel, not end bwrap
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.execve(shutil.which(argv[0]) or argv[0], argv, {"PATH": "/usr/local/bin:/usr/bin:/bin"})
     return 1
+
+
+def sandbox_connection_file(spec: dict, dir_fd: int, file_fd: int) -> str:
+    """The kernel's copy of its connection file, with its socket paths where the sandbox sees the socket folder
+    (RUNTIME_MOUNT), written beside the worker's (by descriptor, never following a link); its sandbox path."""
+    info = json.loads(os.read(file_fd, 1 << 16))
+    runtime = os.path.normpath(spec["runtime"])
+    if info.get("transport") == "ipc" and str(info.get("ip", "")).startswith(runtime + "/"):
+        info["ip"] = RUNTIME_MOUNT + info["ip"][len(runtime):]
+    name = "sandbox-connection.json"
+    try:  # a kernel started again in the same folder: the old copy (or whatever the learner put there) goes
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    with os.fdopen(fd, "w") as f:
+        json.dump(info, f)
+        if spec["uid"] is not None:
+            os.fchown(f.fileno(), spec["uid"], spec["uid"])
+    return f"{RUNTIME_MOUNT}/{name}"
 
 
 def hidden_args(argv: list[str]) -> list[str]:
@@ -397,11 +458,121 @@ def hidden_args(argv: list[str]) -> list[str]:
     return [argv[0], "--args", str(r), *argv[split:]]
 
 
+def staged(mount: str) -> str:
+    """Where the launcher stages what bwrap binds at `mount` (in the launcher's own mount namespace)."""
+    return f"{STAGE}/{mount.strip('/').replace('/', '-')}"
+
+
+def sources(spec: dict) -> dict[str, tuple[int, bool]]:
+    """sandbox path -> (an O_PATH descriptor of its host folder, whether it may change while the kernel runs),
+    opened in the namespace where they are staged, before STAGE is covered."""
+    def fd(path: str) -> int:
+        return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+    found = {mount: (fd(host), False) for host, mount in python_mounts()}
+    if "course" in spec:
+        found[COURSE_MOUNT] = (fd(spec["course"]), False)
+    for key, mount in (("args", ARGS_MOUNT), ("runtime", RUNTIME_MOUNT)):
+        if key in spec:
+            found[mount] = (fd(spec[key]), True)
+    return found
+
+
+def own_namespaces(uid: int | None) -> None:
+    """A user and mount namespace of the launcher's own, where it may mount what bwrap will bind; nothing changes
+    outside it. Single-threaded processes only (a preexec_fn, or the launcher). Not root (`uid` None): the user maps
+    itself. Root that may not mount (`uid`: the sandbox's): root and `uid` are mapped by a helper left outside (only
+    a process with CAP_SETUID there may map two ids), so that the launcher stages as root and then drops to `uid`."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if uid is None:
+        maps = [("setgroups", "deny"), ("uid_map", f"{os.geteuid()} {os.geteuid()} 1"),
+                ("gid_map", f"{os.getegid()} {os.getegid()} 1")]
+    else:
+        maps = [("uid_map", f"0 0 1\n{uid} {uid} 1\n"), ("gid_map", f"0 0 1\n{uid} {uid} 1\n")]
+    go_r, go_w = os.pipe()
+    done_r, done_w = os.pipe()
+    helper = os.fork() if uid is not None else 0
+    if uid is not None and helper == 0:  # the helper: root in the parent namespaces
+        ok = b"0"
+        try:
+            os.read(go_r, 1)
+            for name, text in maps:
+                with open(f"/proc/{os.getppid()}/{name}", "w") as f:
+                    f.write(text)
+            ok = b"1"
+        finally:
+            os.write(done_w, ok)
+            os._exit(0)
+    if libc.unshare(0x10000000 | 0x00020000) != 0:  # CLONE_NEWUSER | CLONE_NEWNS
+        raise OSError(ctypes.get_errno(), "unshare(user, mount): " + os.strerror(ctypes.get_errno()))
+    if uid is None:
+        for name, text in maps:
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    else:
+        os.write(go_w, b"1")
+        mapped = os.read(done_r, 1)
+        os.waitpid(helper, 0)
+        if mapped != b"1":
+            raise OSError(errno.EPERM, "could not map root and the sandbox's uid into the launcher's namespace")
+    for fd in (go_r, go_w, done_r, done_w):
+        os.close(fd)
+    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "mount --make-rprivate /: " + os.strerror(ctypes.get_errno()))
+
+
+def stage(found: dict[str, tuple[int, bool]], patch: VenvPatch | None) -> None:
+    """Mount, under STAGE, each folder bwrap binds into the sandbox as a filesystem of its own, so that the
+    sandbox's /proc/self/mountinfo names no host path (it prints a bind mount's source as its path inside the
+    source's filesystem, whatever the mount point). Read-only folders that never change (Python, the course copy)
+    become read-only overlays whose layers are named by descriptor (`/proc/self/fd/N`, which is all mountinfo
+    shows); the virtual environment gets a top layer naming sandbox paths (venv_patch). Folders that change while
+    the kernel runs (arguments, sockets) are bound as they are: tmpfs of their own when the grader is root."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> bool:
+        args = (source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+                data.encode() if data else None)
+        return libc.mount(*args) == 0
+
+    if not mount("tmpfs", STAGE, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755"):
+        raise OSError(ctypes.get_errno(), f"tmpfs on {STAGE}: {os.strerror(ctypes.get_errno())}")
+    os.mkdir(f"{STAGE}/empty")
+    empty = os.open(f"{STAGE}/empty", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    for where, (fd, changes) in found.items():
+        target = staged(where)
+        os.mkdir(target)
+        layers = [fd, empty]
+        if where == VENV_MOUNT and patch is not None:
+            patch.write(Path(f"{STAGE}/venv-patch"))
+            layers = [os.open(f"{STAGE}/venv-patch", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), fd]
+        lower = ":".join(f"/proc/self/fd/{layer}" for layer in layers)
+        if changes or not mount("overlay", target, "overlay", MS_RDONLY, f"lowerdir={lower}"):
+            # a kernel without overlayfs in user namespaces: a plain bind (mountinfo then names the host folder)
+            if not mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC, None):
+                raise OSError(ctypes.get_errno(), f"bind {where}: {os.strerror(ctypes.get_errno())}")
+        for layer in {fd, *layers} - {empty}:
+            os.close(layer)
+    os.close(empty)
+
+
 def enter(spec: dict) -> None:
-    """In the process about to exec bwrap: make the mounted paths reachable, set the limits, drop root."""
-    if spec["uid"] is not None:
-        expose([*python_dirs(), spec["course"], spec["args"], spec["runtime"]], spec["uid"])
+    """In the process about to exec bwrap: set the limits, stage the sandbox's folders (stage) in a mount namespace of
+    its own, then drop root. Root gets a private mount namespace (sources opened as root, so folders the sandbox's
+    user cannot reach, such as /root above a pyenv Python or the learner's private folder, need no exposing); root
+    that may not mount (a container without CAP_SYS_ADMIN) and any other user get a user namespace of their own."""
+    patch = VenvPatch.read()
     set_limits(spec)
+    try:
+        if spec["uid"] is None:
+            own_namespaces(None)
+        else:
+            private_mount_namespace()
+    except OSError:
+        if spec["uid"] is None:
+            raise
+        own_namespaces(spec["uid"])
+    stage(sources(spec), patch)
     drop_privileges(spec["uid"])
 
 
