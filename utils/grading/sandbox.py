@@ -466,15 +466,15 @@ def staged(mount: str) -> str:
 def sources(spec: dict) -> dict[str, tuple[int, bool]]:
     """sandbox path -> (an O_PATH descriptor of its host folder, whether it may change while the kernel runs),
     opened in the namespace where they are staged, before STAGE is covered."""
-    def fd(path: str) -> int:
-        return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    def fd(path: str, follow: bool = True) -> int:
+        return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW))
 
-    found = {mount: (fd(host), False) for host, mount in python_mounts()}
+    found = {mount: (fd(host), False) for host, mount in python_mounts()}  # the instructor's (may be links)
     if "course" in spec:
         found[COURSE_MOUNT] = (fd(spec["course"]), False)
-    for key, mount in (("args", ARGS_MOUNT), ("runtime", RUNTIME_MOUNT)):
+    for key, mount in (("args", ARGS_MOUNT), ("runtime", RUNTIME_MOUNT)):  # folders a kernel has written in
         if key in spec:
-            found[mount] = (fd(spec[key]), True)
+            found[mount] = (fd(spec[key], follow=False), True)
     return found
 
 
