@@ -347,13 +347,29 @@ def set_limits(spec: dict) -> None:
 
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE, MNT_DETACH = 1, 2, 4, 4096, 16384, 1 << 18, 2
+CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def mount(source: str, target: str | os.PathLike, fstype: str | None = None, flags: int = 0,
+          data: str | None = None, check: bool = True) -> bool:
+    """mount(2); an OSError naming what failed (or False, with check=False)."""
+    rc = LIBC.mount(os.fsencode(source), os.fsencode(target), fstype.encode() if fstype else None, flags,
+                    data.encode() if data else None)
+    if rc != 0 and check:
+        raise OSError(ctypes.get_errno(), f"mount {fstype or source} on {target}: {os.strerror(ctypes.get_errno())}")
+    return rc == 0
+
+
+def unshare(flags: int) -> None:
+    if LIBC.unshare(flags) != 0:
+        raise OSError(ctypes.get_errno(), f"unshare({flags:#x}): {os.strerror(ctypes.get_errno())}")
 
 
 def private_mount_namespace() -> None:
     """As root: this process (and what it starts) gets mounts of its own, gone when the last of them exits."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(0x00020000) != 0 or libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-        raise OSError(ctypes.get_errno(), "private mount namespace: " + os.strerror(ctypes.get_errno()))
+    unshare(CLONE_NEWNS)
+    mount("none", "/", flags=MS_REC | MS_PRIVATE)
 
 
 def has_own_mounts(parent_pid: int) -> bool:
@@ -369,14 +385,11 @@ def mount_tmpfs(path: str | os.PathLike, size_mb: int, mode: int = 0o700) -> Non
     folders a kernel sees from the worker (its socket folder, written by the kernel; its arguments folder, written
     by the worker) are size-limited and, being filesystems of their own, name no host path in the sandbox's
     /proc/self/mountinfo."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    options = f"size={size_mb}m,nr_inodes=4096,mode={mode:o},uid=0,gid=0".encode()
-    if libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
-        raise OSError(ctypes.get_errno(), f"tmpfs on {path}: {os.strerror(ctypes.get_errno())}")
+    mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_mb}m,nr_inodes=4096,mode={mode:o},uid=0,gid=0")
 
 
 def unmount(path: str | os.PathLike) -> None:
-    ctypes.CDLL(None, use_errno=True).umount2(os.fsencode(path), MNT_DETACH)
+    LIBC.umount2(os.fsencode(path), MNT_DETACH)
 
 
 def drop_privileges(uid: int | None) -> None:
@@ -481,44 +494,46 @@ def sources(spec: dict) -> dict[str, tuple[int, bool]]:
 def own_namespaces(uid: int | None) -> None:
     """A user and mount namespace of the launcher's own, where it may mount what bwrap will bind; nothing changes
     outside it. Single-threaded processes only (a preexec_fn, or the launcher). Not root (`uid` None): the user maps
-    itself. Root that may not mount (`uid`: the sandbox's): root and `uid` are mapped by a helper left outside (only
-    a process with CAP_SETUID there may map two ids), so that the launcher stages as root and then drops to `uid`."""
-    libc = ctypes.CDLL(None, use_errno=True)
+    itself. Root that may not mount (`uid`: the sandbox's): root and `uid` are mapped, so that the launcher stages as
+    root and then drops to `uid`."""
     if uid is None:
-        maps = [("setgroups", "deny"), ("uid_map", f"{os.geteuid()} {os.geteuid()} 1"),
-                ("gid_map", f"{os.getegid()} {os.getegid()} 1")]
-    else:
-        maps = [("uid_map", f"0 0 1\n{uid} {uid} 1\n"), ("gid_map", f"0 0 1\n{uid} {uid} 1\n")]
-    go_r, go_w = os.pipe()
-    done_r, done_w = os.pipe()
-    helper = os.fork() if uid is not None else 0
-    if uid is not None and helper == 0:  # the helper: root in the parent namespaces
-        ok = b"0"
-        try:
-            os.read(go_r, 1)
-            for name, text in maps:
-                with open(f"/proc/{os.getppid()}/{name}", "w") as f:
-                    f.write(text)
-            ok = b"1"
-        finally:
-            os.write(done_w, ok)
-            os._exit(0)
-    if libc.unshare(0x10000000 | 0x00020000) != 0:  # CLONE_NEWUSER | CLONE_NEWNS
-        raise OSError(ctypes.get_errno(), "unshare(user, mount): " + os.strerror(ctypes.get_errno()))
-    if uid is None:
-        for name, text in maps:
+        me, group = os.geteuid(), os.getegid()
+        unshare(CLONE_NEWUSER | CLONE_NEWNS)
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{me} {me} 1"), ("gid_map", f"{group} {group} 1")):
             with open(f"/proc/self/{name}", "w") as f:
                 f.write(text)
     else:
+        unshare_mapped_by_helper(f"0 0 1\n{uid} {uid} 1\n")
+    mount("none", "/", flags=MS_REC | MS_PRIVATE)
+
+
+def unshare_mapped_by_helper(id_map: str) -> None:
+    """unshare(user, mount) with `id_map` as uid and gid map, written by a child left in the parent namespaces: only
+    a process with CAP_SETUID there may map more than its own id (what newuidmap does)."""
+    go_r, go_w = os.pipe()
+    done_r, done_w = os.pipe()
+    helper = os.fork()
+    if helper == 0:
+        mapped = b"0"
+        try:
+            os.read(go_r, 1)
+            for name in ("uid_map", "gid_map"):
+                with open(f"/proc/{os.getppid()}/{name}", "w") as f:
+                    f.write(id_map)
+            mapped = b"1"
+        finally:
+            os.write(done_w, mapped)
+            os._exit(0)
+    try:
+        unshare(CLONE_NEWUSER | CLONE_NEWNS)
         os.write(go_w, b"1")
         mapped = os.read(done_r, 1)
+    finally:
+        for fd in (go_r, go_w, done_r, done_w):
+            os.close(fd)
         os.waitpid(helper, 0)
-        if mapped != b"1":
-            raise OSError(errno.EPERM, "could not map root and the sandbox's uid into the launcher's namespace")
-    for fd in (go_r, go_w, done_r, done_w):
-        os.close(fd)
-    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-        raise OSError(ctypes.get_errno(), "mount --make-rprivate /: " + os.strerror(ctypes.get_errno()))
+    if mapped != b"1":
+        raise OSError(errno.EPERM, "could not map root and the sandbox's uid into the launcher's namespace")
 
 
 def stage(found: dict[str, tuple[int, bool]], patch: VenvPatch | None) -> None:
@@ -528,15 +543,7 @@ def stage(found: dict[str, tuple[int, bool]], patch: VenvPatch | None) -> None:
     become read-only overlays whose layers are named by descriptor (`/proc/self/fd/N`, which is all mountinfo
     shows); the virtual environment gets a top layer naming sandbox paths (venv_patch). Folders that change while
     the kernel runs (arguments, sockets) are bound as they are: tmpfs of their own when the grader is root."""
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> bool:
-        args = (source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
-                data.encode() if data else None)
-        return libc.mount(*args) == 0
-
-    if not mount("tmpfs", STAGE, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755"):
-        raise OSError(ctypes.get_errno(), f"tmpfs on {STAGE}: {os.strerror(ctypes.get_errno())}")
+    mount("tmpfs", STAGE, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
     os.mkdir(f"{STAGE}/empty")
     empty = os.open(f"{STAGE}/empty", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for where, (fd, changes) in found.items():
@@ -547,10 +554,9 @@ def stage(found: dict[str, tuple[int, bool]], patch: VenvPatch | None) -> None:
             patch.write(Path(f"{STAGE}/venv-patch"))
             layers = [os.open(f"{STAGE}/venv-patch", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), fd]
         lower = ":".join(f"/proc/self/fd/{layer}" for layer in layers)
-        if changes or not mount("overlay", target, "overlay", MS_RDONLY, f"lowerdir={lower}"):
+        if changes or not mount("overlay", target, "overlay", MS_RDONLY, f"lowerdir={lower}", check=False):
             # a kernel without overlayfs in user namespaces: a plain bind (mountinfo then names the host folder)
-            if not mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC, None):
-                raise OSError(ctypes.get_errno(), f"bind {where}: {os.strerror(ctypes.get_errno())}")
+            mount(f"/proc/self/fd/{fd}", target, flags=MS_BIND | MS_REC)
         for layer in {fd, *layers} - {empty}:
             os.close(layer)
     os.close(empty)
